@@ -1,0 +1,218 @@
+//! Ranking: candidates from several generators (exact, prefix, typo, BM25, vector) are fused
+//! into one score. Pure functions, so the rules can be tested without a database.
+use serde::Serialize;
+
+/// What the generators found about one package.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Signals {
+    /// The attribute path equals the query.
+    pub exact_attr: bool,
+    /// pname (or the last attribute-path segment) equals the query.
+    pub exact_name: bool,
+    /// meta.mainProgram equals the query.
+    pub exact_program: bool,
+    /// The name starts with the query.
+    pub prefix: bool,
+    /// Edit distance of the name to the query, when within the typo budget.
+    pub typo: Option<u32>,
+    /// 1-based rank in the BM25 list.
+    pub bm25_rank: Option<usize>,
+    /// 1-based rank in the vector list.
+    pub vector_rank: Option<usize>,
+    pub vector_similarity: Option<f32>,
+}
+
+/// One candidate package with what is needed to rank and show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Candidate {
+    pub attribute_path: String,
+    pub package_name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub main_program: Option<String>,
+    pub attr_depth: i32,
+    pub broken: bool,
+    pub insecure: bool,
+    pub signals: Signals,
+}
+
+/// The weights of the fusion; defaults are the measured ones (see BENCHMARKS.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Weights {
+    pub exact_attr: f64,
+    pub exact_name: f64,
+    pub exact_program: f64,
+    pub prefix: f64,
+    pub typo: f64,
+    pub bm25: f64,
+    pub vector: f64,
+    /// Rank at which a list's contribution halves.
+    pub rank_half: f64,
+    /// Multipliers for attribute-path depth 0, 1 and deeper.
+    pub depth: [f64; 3],
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            exact_attr: 100.0,
+            exact_name: 80.0,
+            exact_program: 75.0,
+            prefix: 45.0,
+            typo: 45.0,
+            bm25: 40.0,
+            vector: 40.0,
+            rank_half: 3.0,
+            depth: [1.0, 0.7, 0.55],
+        }
+    }
+}
+
+/// Package sets whose members should rarely beat a top-level package of the same name.
+const DEEP_SETS: &[&str] = &[
+    "python", "haskellPackages", "rPackages", "nodePackages", "perlPackages", "emacsPackages", "vimPlugins", "luaPackages", "lua5",
+    "ocamlPackages", "rubyPackages", "php", "texlive", "linuxKernel", "linuxPackages", "akkuPackages", "chickenPackages", "coqPackages",
+    "beamPackages", "elmPackages", "idrisPackages", "octavePackages", "tclPackages", "typstPackages", "gnomeExtensions", "kodiPackages",
+];
+
+fn rank_part(weight: f64, rank: Option<usize>, half: f64) -> f64 {
+    match rank {
+        Some(r) if r >= 1 => weight / (1.0 + (r as f64 - 1.0) / half),
+        _ => 0.0,
+    }
+}
+
+/// The fused score and the reasons it matched.
+pub fn score(query: &str, c: &Candidate, w: &Weights) -> (f64, Vec<String>) {
+    let s = &c.signals;
+    let mut total = 0.0;
+    let mut why = Vec::new();
+    if s.exact_attr {
+        total += w.exact_attr;
+        why.push("exact attribute path".to_string());
+    }
+    if s.exact_name {
+        total += w.exact_name;
+        why.push("exact name".to_string());
+    }
+    if s.exact_program {
+        total += w.exact_program;
+        why.push(format!("provides program `{}`", c.main_program.as_deref().unwrap_or(query)));
+    }
+    if s.prefix && !s.exact_name {
+        let ql = query.chars().count() as f64;
+        let nl = c.package_name.chars().count().max(1) as f64;
+        total += w.prefix * (0.5 + 0.5 * (ql / nl).min(1.0));
+        why.push("name starts with the query".to_string());
+    }
+    if let Some(d) = s.typo.filter(|d| *d > 0) {
+        total += w.typo * (1.0 - 0.3 * d as f64);
+        why.push(format!("name within {d} edit(s)"));
+    }
+    let b = rank_part(w.bm25, s.bm25_rank, w.rank_half);
+    if b > 0.0 {
+        total += b;
+        why.push(format!("text match (BM25 #{})", s.bm25_rank.unwrap_or(0)));
+    }
+    let v = rank_part(w.vector, s.vector_rank, w.rank_half);
+    if v > 0.0 {
+        total += v * s.vector_similarity.map(|x| x.clamp(0.0, 1.0) as f64 + 0.5).unwrap_or(1.0).min(1.0);
+        why.push(format!("similar meaning (vector #{})", s.vector_rank.unwrap_or(0)));
+    }
+    (total * prior(c, w), why)
+}
+
+/// Plain, well-known packages beat namesakes deep in package sets: depth and set multipliers,
+/// and a slight preference for shorter attribute paths.
+pub fn prior(c: &Candidate, w: &Weights) -> f64 {
+    let depth = match c.attr_depth {
+        0 => w.depth[0],
+        1 => w.depth[1],
+        _ => w.depth[2],
+    };
+    let first = c.attribute_path.split('.').next().unwrap_or("");
+    let set = if c.attr_depth > 0 && DEEP_SETS.iter().any(|s| first.starts_with(s)) { 0.85 } else { 1.0 };
+    let len = c.attribute_path.chars().count().min(60) as f64;
+    let mut p = depth * set * (1.0 - 0.003 * len);
+    if c.broken || c.insecure {
+        p *= 0.5;
+    }
+    p
+}
+
+/// Sorts candidates by fused score (ties: shorter attribute path, then name).
+pub fn fuse(query: &str, cands: Vec<Candidate>, w: &Weights) -> Vec<(Candidate, f64, Vec<String>)> {
+    let mut scored: Vec<(Candidate, f64, Vec<String>)> = cands
+        .into_iter()
+        .map(|c| {
+            let (s, why) = score(query, &c, w);
+            (c, s, why)
+        })
+        .filter(|(_, s, _)| *s > 0.0)
+        .collect();
+    scored.sort_by(|a, b| {
+        b.1.partial_cmp(&a.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.attribute_path.len().cmp(&b.0.attribute_path.len()))
+            .then_with(|| a.0.attribute_path.cmp(&b.0.attribute_path))
+    });
+    scored
+}
+
+/// Typo budget: edits allowed for a query of this many characters.
+pub fn typo_budget(len: usize) -> u32 {
+    match len {
+        0..=3 => 0,
+        4..=5 => 1,
+        _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(path: &str, s: Signals) -> Candidate {
+        Candidate {
+            attribute_path: path.into(),
+            package_name: path.rsplit('.').next().unwrap_or(path).into(),
+            attr_depth: path.matches('.').count() as i32,
+            signals: s,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exact_beats_text_match_and_top_level_beats_deep() {
+        let w = Weights::default();
+        let exact = cand("curl", Signals { exact_attr: true, exact_name: true, bm25_rank: Some(5), ..Default::default() });
+        let deep = cand("python312Packages.curl", Signals { exact_name: true, bm25_rank: Some(1), ..Default::default() });
+        let text = cand("curlie", Signals { prefix: true, bm25_rank: Some(2), ..Default::default() });
+        let r = fuse("curl", vec![text, deep, exact], &w);
+        assert_eq!(r[0].0.attribute_path, "curl");
+        assert_eq!(r[1].0.attribute_path, "python312Packages.curl");
+    }
+
+    #[test]
+    fn program_name_and_typo_rank_high() {
+        let w = Weights::default();
+        let prog = cand("ripgrep", Signals { exact_program: true, ..Default::default() });
+        let noise = cand("rgxg", Signals { prefix: true, bm25_rank: Some(1), ..Default::default() });
+        assert!(score("rg", &prog, &w).0 > score("rg", &noise, &w).0);
+        let typo = cand("blender", Signals { typo: Some(1), ..Default::default() });
+        let text = cand("blender-addon", Signals { bm25_rank: Some(1), ..Default::default() });
+        assert!(score("blnder", &typo, &w).0 > score("blnder", &text, &w).0);
+    }
+
+    #[test]
+    fn broken_is_demoted_and_budget_grows_with_length() {
+        let w = Weights::default();
+        let mut b = cand("x", Signals { exact_name: true, ..Default::default() });
+        let ok = score("x", &b, &w).0;
+        b.broken = true;
+        assert!(score("x", &b, &w).0 < ok);
+        assert_eq!(typo_budget(3), 0);
+        assert_eq!(typo_budget(5), 1);
+        assert_eq!(typo_budget(9), 2);
+    }
+}
