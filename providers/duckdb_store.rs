@@ -97,9 +97,11 @@ pub fn open_connection(path: Option<&Path>, ext_dir: &Path, read_only: bool) -> 
         Some(p) => Connection::open_with_flags(p, cfg).map_err(db)?,
         None => Connection::open_in_memory_with_flags(cfg).map_err(db)?,
     };
-    conn.execute_batch("LOAD fts; LOAD vss; SET hnsw_enable_experimental_persistence = true;").map_err(|e| {
-        StoreError::Missing(format!("cannot load the fts/vss extensions from {}: {e}; reinstall them with `{SETUP_HINT}`", ext_dir.display()))
-    })?;
+    for stmt in ["LOAD fts", "LOAD vss", "SET hnsw_enable_experimental_persistence = true"] {
+        conn.execute_batch(stmt).map_err(|e| {
+            StoreError::Missing(format!("cannot load the fts/vss extensions from {}: {e}; reinstall them with `{SETUP_HINT}`", ext_dir.display()))
+        })?;
+    }
     Ok(conn)
 }
 
@@ -461,7 +463,7 @@ impl Store for DuckDbStore {
             .prepare(
                 "SELECT package_id, package_name, main_program, description, long_description,
                         array_to_string(homepage, chr(31)),
-                        array_to_string(list_filter(list_transform(license, l -> coalesce(l.spdx_id, l.short_name, l.text, l.full_name)), x -> x IS NOT NULL), chr(31))
+                        array_to_string(list_filter(list_transform(license, lambda l: coalesce(l.spdx_id, l.short_name, l.text, l.full_name)), lambda x: x IS NOT NULL), chr(31))
                  FROM packages
                  WHERE (? OR NOT broken) AND (? OR NOT insecure) AND (? OR NOT unsupported) AND (? OR available)
                  ORDER BY package_id",
@@ -511,7 +513,7 @@ impl Store for DuckDbStore {
             return Ok(0);
         }
         self.drop_vector_index()?;
-        self.conn.execute_batch("CREATE OR REPLACE TEMP TABLE fdnix_delete_ids (package_id VARCHAR);").map_err(db)?;
+        self.conn.execute_batch("CREATE OR REPLACE TABLE fdnix_delete_ids (package_id VARCHAR);").map_err(db)?;
         append_batch(&self.conn, "fdnix_delete_ids", vec![("package_id", strings(ids.iter().map(|s| Some(s.as_str()))))])?;
         let n = self.conn.execute("DELETE FROM embeddings WHERE package_id IN (SELECT package_id FROM fdnix_delete_ids)", []).map_err(db)?;
         self.conn.execute_batch("DROP TABLE fdnix_delete_ids;").map_err(db)?;
@@ -535,7 +537,7 @@ impl Store for DuckDbStore {
         }
         // Replace any vector these packages already have, in one transaction.
         let ids: Vec<String> = rows.iter().map(|r| r.package_id.clone()).collect();
-        self.conn.execute_batch("CREATE OR REPLACE TEMP TABLE fdnix_vec_stage AS SELECT * FROM embeddings LIMIT 0;").map_err(db)?;
+        self.conn.execute_batch("CREATE OR REPLACE TABLE fdnix_vec_stage AS SELECT * FROM embeddings LIMIT 0;").map_err(db)?;
         append_batch(
             &self.conn,
             "fdnix_vec_stage",

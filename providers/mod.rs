@@ -2,6 +2,7 @@
 //! names them. Heavy providers sit behind cargo features.
 pub mod embed_fake;
 pub mod sink_local;
+pub mod source_channel;
 pub mod source_file;
 pub mod source_nixenv;
 

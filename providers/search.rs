@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use duckdb::{params, Connection};
+use duckdb::Connection;
 use serde::Serialize;
 
 use crate::error::{EmbedError, StoreError};
@@ -71,7 +71,7 @@ const COLS: &str = "p.package_id, p.attribute_path, p.package_name, p.version, p
 
 /// Filter predicate over `p`; parameters: include_broken, include_insecure, free_only, platform, platform.
 const FILTER: &str = "(? OR NOT p.broken) AND (? OR NOT p.insecure)
-    AND (NOT ? OR (len(p.license) > 0 AND list_bool_and(list_transform(p.license, l -> coalesce(l.free, false)))))
+    AND (NOT ? OR (len(p.license) > 0 AND list_bool_and(list_transform(p.license, lambda l: coalesce(l.free, false)))))
     AND (CAST(? AS VARCHAR) IS NULL OR list_contains(p.platforms, CAST(? AS VARCHAR)))";
 
 impl SearchDb {
@@ -182,8 +182,8 @@ impl SearchDb {
 
         // 1. exact: attribute path, pname, last path segment, mainProgram
         let sql = format!(
-            "SELECT {COLS}, lower(p.attribute_path) = ?1 AS ea, (lower(p.package_name) = ?1 OR lower(regexp_extract(p.attribute_path, '[^.]+$')) = ?1) AS en, coalesce(lower(p.main_program) = ?1, false) AS ep
-             FROM packages p WHERE (lower(p.attribute_path) = ?1 OR lower(p.package_name) = ?1 OR lower(p.main_program) = ?1 OR lower(regexp_extract(p.attribute_path, '[^.]+$')) = ?1)
+            "SELECT {COLS}, lower(p.attribute_path) = $1 AS ea, (lower(p.package_name) = $1 OR lower(regexp_extract(p.attribute_path, '[^.]+$')) = $1) AS en, coalesce(lower(p.main_program) = $1, false) AS ep
+             FROM packages p WHERE (lower(p.attribute_path) = $1 OR lower(p.package_name) = $1 OR lower(p.main_program) = $1 OR lower(regexp_extract(p.attribute_path, '[^.]+$')) = $1)
              AND {} LIMIT 200",
             numbered(FILTER, 2)
         );
@@ -203,7 +203,7 @@ impl SearchDb {
         // 2. prefix of a name (single words of 2+ characters)
         if single_word && q.chars().count() >= 2 {
             let sql = format!(
-                "SELECT {COLS} FROM packages p WHERE (starts_with(lower(p.package_name), ?1) OR starts_with(lower(regexp_extract(p.attribute_path, '[^.]+$')), ?1)) AND {}
+                "SELECT {COLS} FROM packages p WHERE (starts_with(lower(p.package_name), $1) OR starts_with(lower(regexp_extract(p.attribute_path, '[^.]+$')), $1)) AND {}
                  ORDER BY p.attr_depth, length(p.package_name), p.attribute_path LIMIT {PER_GENERATOR}",
                 numbered(FILTER, 2)
             );
@@ -221,8 +221,8 @@ impl SearchDb {
         let budget = typo_budget(qlen);
         if single_word && budget > 0 {
             let sql = format!(
-                "SELECT {COLS}, damerau_levenshtein(lower(p.package_name), ?1) AS d FROM packages p
-                 WHERE length(p.package_name) BETWEEN ?2 AND ?3 AND damerau_levenshtein(lower(p.package_name), ?1) <= ?4 AND {}
+                "SELECT {COLS}, damerau_levenshtein(lower(p.package_name), $1) AS d FROM packages p
+                 WHERE length(p.package_name) BETWEEN $2 AND $3 AND damerau_levenshtein(lower(p.package_name), $1) <= $4 AND {}
                  ORDER BY d, p.attr_depth, p.attribute_path LIMIT {PER_GENERATOR}",
                 numbered(FILTER, 5)
             );
@@ -240,7 +240,7 @@ impl SearchDb {
         // 4. BM25
         if self.has_fts {
             let sql = format!(
-                "SELECT {COLS} FROM (SELECT package_id, {FTS_SCHEMA}.match_bm25(package_id, ?1) AS score FROM packages_fts_source) f
+                "SELECT {COLS} FROM (SELECT package_id, {FTS_SCHEMA}.match_bm25(package_id, $1) AS score FROM packages_fts_source) f
                  JOIN packages p ON p.package_id = f.package_id WHERE f.score IS NOT NULL AND {} ORDER BY f.score DESC, p.attribute_path LIMIT {PER_GENERATOR}",
                 numbered(FILTER, 2)
             );
@@ -292,13 +292,13 @@ impl SearchDb {
     }
 }
 
-/// Numbers the `?` placeholders of a fragment from `start` (`?` → `?5`, `?6`, …).
+/// Numbers the `?` placeholders of a fragment from `start` (`?` → `$5`, `$6`, …).
 fn numbered(fragment: &str, start: usize) -> String {
     let mut out = String::with_capacity(fragment.len() + 16);
     let mut n = start;
     for ch in fragment.chars() {
         if ch == '?' {
-            out.push_str(&format!("?{n}"));
+            out.push_str(&format!("${n}"));
             n += 1;
         } else {
             out.push(ch);

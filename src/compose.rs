@@ -30,7 +30,7 @@ pub fn source(cfg: &Config) -> Result<Box<dyn Source>> {
 }
 
 fn channel_source(loc: &str) -> Result<Box<dyn Source>> {
-    bail!("FDNIX_SOURCE: channel sources are not available in this build (`channel:{loc}`)")
+    Ok(Box::new(providers::source_channel::ChannelSource::new(loc)))
 }
 
 pub fn store(cfg: &Config) -> Result<Box<dyn StoreFactory>> {

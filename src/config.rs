@@ -195,10 +195,16 @@ impl Config {
             .filter(|(k, _)| SEED_ENV.contains(&k.as_str()))
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
+        // Only FDNIX_ variables that name a setting; others (FDNIX_LOG, FDNIX_BIN, …) belong
+        // to other parts of the tool.
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
         let prefixed: Vec<(String, String)> = env
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("FDNIX_").map(|rest| (rest.to_ascii_lowercase(), v.clone())))
-            .filter(|(k, _)| k != "config" && k != "in_container")
+            .filter(|(k, _)| known.contains(k))
             .collect();
         fig = fig.merge(env_provider(seed)).merge(env_provider(prefixed));
         fig = fig.merge(Serialized::defaults(flags));

@@ -18,7 +18,7 @@ pub fn split_words(s: &str) -> String {
             continue;
         }
         if let Some(p) = prev {
-            if p.is_lowercase() && c.is_uppercase() && !out.ends_with(' ') {
+            if (p.is_lowercase() || p.is_ascii_digit()) && c.is_uppercase() && !out.ends_with(' ') {
                 out.push(' ');
             }
         }

@@ -457,7 +457,7 @@ mod tests {
     use super::*;
     use crate::error::StoreError;
     use crate::raw::{RawEntry, RawPackage};
-    use crate::traits::{Counts, DocFields, MockEmbedder, MockSource};
+    use crate::traits::{Counts, DocFields, EmbedStats, MockEmbedder, MockSource};
 
     /// An in-memory Store double, recording what the driver asks of it.
     #[derive(Default, Clone)]

@@ -46,6 +46,8 @@ pub struct Weights {
     pub typo: f64,
     pub bm25: f64,
     pub vector: f64,
+    /// Vector weight multiplier for single-word queries.
+    pub single_word_vector: f64,
     /// Rank at which a list's contribution halves.
     pub rank_half: f64,
     /// Multipliers for attribute-path depth 0, 1 and deeper.
@@ -58,10 +60,11 @@ impl Default for Weights {
             exact_attr: 100.0,
             exact_name: 80.0,
             exact_program: 75.0,
-            prefix: 45.0,
-            typo: 45.0,
+            prefix: 60.0,
+            typo: 60.0,
             bm25: 40.0,
             vector: 40.0,
+            single_word_vector: 0.6,
             rank_half: 3.0,
             depth: [1.0, 0.7, 0.55],
         }
@@ -102,11 +105,11 @@ pub fn score(query: &str, c: &Candidate, w: &Weights) -> (f64, Vec<String>) {
     if s.prefix && !s.exact_name {
         let ql = query.chars().count() as f64;
         let nl = c.package_name.chars().count().max(1) as f64;
-        total += w.prefix * (0.5 + 0.5 * (ql / nl).min(1.0));
+        total += w.prefix * (ql / nl).min(1.0);
         why.push("name starts with the query".to_string());
     }
     if let Some(d) = s.typo.filter(|d| *d > 0) {
-        total += w.typo * (1.0 - 0.3 * d as f64);
+        total += w.typo * (1.0 - 0.25 * d as f64);
         why.push(format!("name within {d} edit(s)"));
     }
     let b = rank_part(w.bm25, s.bm25_rank, w.rank_half);
@@ -114,7 +117,9 @@ pub fn score(query: &str, c: &Candidate, w: &Weights) -> (f64, Vec<String>) {
         total += b;
         why.push(format!("text match (BM25 #{})", s.bm25_rank.unwrap_or(0)));
     }
-    let v = rank_part(w.vector, s.vector_rank, w.rank_half);
+    // A single word is usually a name: meaning counts less than for a described need.
+    let vector_weight = if query.trim().contains(char::is_whitespace) { w.vector } else { w.vector * w.single_word_vector };
+    let v = rank_part(vector_weight, s.vector_rank, w.rank_half);
     if v > 0.0 {
         total += v * s.vector_similarity.map(|x| x.clamp(0.0, 1.0) as f64 + 0.5).unwrap_or(1.0).min(1.0);
         why.push(format!("similar meaning (vector #{})", s.vector_rank.unwrap_or(0)));
@@ -188,9 +193,11 @@ mod tests {
         let exact = cand("curl", Signals { exact_attr: true, exact_name: true, bm25_rank: Some(5), ..Default::default() });
         let deep = cand("python312Packages.curl", Signals { exact_name: true, bm25_rank: Some(1), ..Default::default() });
         let text = cand("curlie", Signals { prefix: true, bm25_rank: Some(2), ..Default::default() });
-        let r = fuse("curl", vec![text, deep, exact], &w);
+        let r = fuse("curl", vec![text, deep.clone(), exact], &w);
         assert_eq!(r[0].0.attribute_path, "curl");
-        assert_eq!(r[1].0.attribute_path, "python312Packages.curl");
+        // the same name at top level beats the deep namesake
+        let top = cand("curl", Signals { exact_name: true, bm25_rank: Some(1), ..Default::default() });
+        assert!(score("curl", &top, &w).0 > score("curl", &deep, &w).0);
     }
 
     #[test]

@@ -52,7 +52,7 @@ async fn sample_dump_loads_losslessly() {
         assert!(got.get(form).copied().unwrap_or(0) > 0, "sample lacks license form {form}");
     }
     // nested types are queryable
-    assert!(count(&c, "SELECT count(*) FROM packages WHERE list_contains(list_transform(license, l -> l.spdx_id), 'MIT')") > 0);
+    assert!(count(&c, "SELECT count(*) FROM packages WHERE list_contains(list_transform(license, lambda l: l.spdx_id), 'MIT')") > 0);
     assert!(count(&c, "SELECT count(*) FROM packages, unnest(maintainers) m WHERE m.unnest.github IS NULL") > 0, "maintainers without github");
     assert!(count(&c, "SELECT count(*) FROM packages WHERE len(platform_patterns) > 0") > 0, "platform patterns");
     assert!(count(&c, "SELECT count(*) FROM packages WHERE version = ''") > 0);
@@ -158,13 +158,14 @@ fn killed_run_leaves_the_previous_artifact_untouched_and_resumes() {
     let out = dir.path().join("k.duckdb");
     let bin = env!("CARGO_BIN_EXE_fdnix");
     let run = |src: &str| {
-        std::process::Command::new(bin)
-            .args(["index", "--mode", "metadata", "--source", src, "--output"])
+        let mut c = std::process::Command::new(bin);
+        c.args(["index", "--mode", "metadata", "--source", src, "--output"])
             .arg(&out)
             .env("FDNIX_EXTENSION_DIR", ext_dir())
             .env("FDNIX_LOG_FORMAT", "json")
             .env_remove("ARTIFACTS_BUCKET")
-            .env_remove("DUCKDB_KEY")
+            .env_remove("DUCKDB_KEY");
+        c
     };
     let status = run(&format!("file:{}", demo().display())).status().unwrap();
     assert!(status.success());

@@ -40,7 +40,7 @@ async fn nix_env_evaluates_the_fixture_set() {
     assert_eq!(count(&c, "SELECT count(*) FROM packages WHERE package_id = 'brokenpkg' AND broken"), 1);
     assert_eq!(count(&c, "SELECT count(*) FROM packages WHERE package_id = 'zfsish' AND len(platform_patterns) = 1 AND len(outputs) = 3"), 1);
     assert_eq!(count(&c, "SELECT count(*) FROM packages WHERE package_id = 'pythonPackages.requests' AND attr_depth = 1"), 1);
-    assert_eq!(count(&c, "SELECT count(*) FROM packages WHERE package_id = 'unfreepkg' AND NOT list_bool_and(list_transform(license, l -> l.free))"), 1);
+    assert_eq!(count(&c, "SELECT count(*) FROM packages WHERE package_id = 'unfreepkg' AND NOT list_bool_and(list_transform(license, lambda l: l.free))"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,3 +210,27 @@ async fn s3_sink_conforms_against_a_real_server() {
     conformance(os3, false).await;
     let _ = Arc::new(());
 }
+
+/// Throughput benchmark (BENCHMARKS.md): a 500 MB artifact up and down through the S3 sink
+/// against moto_server on 127.0.0.1. Ignored by default; run with
+/// `cargo test --release --test sinks -- --ignored s3_throughput --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn s3_throughput() {
+    let m = moto::Moto::start();
+    let client = s3_client(&m).await;
+    client.create_bucket().bucket("fdnix-bench").send().await.unwrap();
+    let sink = ManifestSink::new(S3Blobs::with_client(client, "fdnix-bench"), "nightly/fdnix.duckdb");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.duckdb");
+    write_file(&src, 500 * 1000 * 1000, 9);
+    let mf = manifest_for(&src);
+    let t = std::time::Instant::now();
+    sink.publish(&src, &mf).await.unwrap();
+    let up = t.elapsed().as_secs_f64();
+    let dest = dir.path().join("down.duckdb");
+    let t = std::time::Instant::now();
+    sink.fetch(&dest).await.unwrap().unwrap();
+    let down = t.elapsed().as_secs_f64();
+    println!("s3 500 MB: publish {up:.1} s ({:.0} MB/s, includes the server-side copy), fetch+verify {down:.1} s ({:.0} MB/s)", 500.0 / up, 500.0 / down);
+}
