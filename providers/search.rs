@@ -221,8 +221,10 @@ impl SearchDb {
         let budget = typo_budget(qlen);
         if single_word && budget > 0 {
             let sql = format!(
-                "SELECT {COLS}, damerau_levenshtein(lower(p.package_name), $1) AS d FROM packages p
-                 WHERE length(p.package_name) BETWEEN $2 AND $3 AND damerau_levenshtein(lower(p.package_name), $1) <= $4 AND {}
+                "SELECT {COLS}, least(damerau_levenshtein(lower(p.package_name), $1), damerau_levenshtein(lower(regexp_extract(p.attribute_path, '[^.]+$')), $1)) AS d
+                 FROM packages p
+                 WHERE (length(p.package_name) BETWEEN $2 AND $3 OR length(regexp_extract(p.attribute_path, '[^.]+$')) BETWEEN $2 AND $3)
+                   AND least(damerau_levenshtein(lower(p.package_name), $1), damerau_levenshtein(lower(regexp_extract(p.attribute_path, '[^.]+$')), $1)) <= $4 AND {}
                  ORDER BY d, p.attr_depth, p.attribute_path LIMIT {PER_GENERATOR}",
                 numbered(FILTER, 5)
             );

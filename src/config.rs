@@ -102,9 +102,10 @@ pub struct Config {
     pub log_format: String,
 }
 
-/// True inside the container image (the Dockerfile sets FDNIX_IN_CONTAINER=1).
+/// True inside the fdnix container image (its Dockerfile sets FDNIX_IN_CONTAINER=1). Generic
+/// markers such as /.dockerenv are not used: CI and dev machines may be containers too.
 pub fn in_container() -> bool {
-    std::env::var_os("FDNIX_IN_CONTAINER").is_some_and(|v| v == "1") || Path::new("/.dockerenv").exists()
+    std::env::var_os("FDNIX_IN_CONTAINER").is_some_and(|v| v == "1")
 }
 
 fn default_home() -> PathBuf {
@@ -330,10 +331,10 @@ fn env_provider(pairs: Vec<(String, String)>) -> Serialized<figment::value::Dict
     let mut dict = figment::value::Dict::new();
     for (k, v) in pairs {
         let typed = PARSED_FIELDS.contains(&k.as_str());
-        let value = if v.is_empty() || !typed {
-            figment::value::Value::from(String::new())
-        } else {
+        let value = if typed && !v.is_empty() {
             v.parse::<figment::value::Value>().unwrap_or_else(|_| figment::value::Value::from(v.clone()))
+        } else {
+            figment::value::Value::from(v.clone())
         };
         dict.insert(k, value);
     }

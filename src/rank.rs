@@ -104,7 +104,8 @@ pub fn score(query: &str, c: &Candidate, w: &Weights) -> (f64, Vec<String>) {
     }
     if s.prefix && !s.exact_name {
         let ql = query.chars().count() as f64;
-        let nl = c.package_name.chars().count().max(1) as f64;
+        let last = c.attribute_path.rsplit('.').next().unwrap_or(&c.package_name);
+        let nl = c.package_name.chars().count().min(last.chars().count()).max(1) as f64;
         total += w.prefix * (ql / nl).min(1.0);
         why.push("name starts with the query".to_string());
     }

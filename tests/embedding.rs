@@ -101,21 +101,30 @@ async fn bedrock_faults_lose_and_duplicate_nothing() {
     assert_eq!(count(&c, "SELECT count(DISTINCT package_id) FROM embeddings") as u64, emb.candidates - 1);
     assert_eq!(count(&c, "SELECT count(*) FROM embeddings WHERE package_id = 'lazygit'"), 0, "no empty vector for the bad text");
     // every stored vector is the one the service returned for that package's own text
-    let docs: Vec<String> = {
-        let mut q = c.prepare("SELECT package_id FROM embeddings").unwrap();
-        q.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
-    };
-    let seen = server.state.seen.lock().unwrap().clone();
     let by_id: std::collections::HashMap<String, Vec<f32>> = vectors(&out).into_iter().map(|(id, v, _, _)| (id, v)).collect();
+    drop(c);
+    let docs = {
+        let mut st = fdnix::traits::StoreFactory::open(&store(), &out).unwrap();
+        let d = st.embedding_inputs(&Default::default()).await.unwrap();
+        st.close().await.unwrap();
+        d
+    };
     let mut checked = 0;
-    for (text, _) in seen.iter() {
-        let want = standin::vector_for(text, 1024);
-        if let Some((id, _)) = by_id.iter().find(|(_, v)| cosine(v, &want) > 0.9999) {
-            assert!(docs.contains(id));
-            checked += 1;
+    let mut wrong = Vec::new();
+    for d in &docs {
+        if d.package_id == poisoned {
+            continue;
+        }
+        let text = fdnix::doctext::embedding_text(d, 2048);
+        let want = standin::vector_for(&text, 1024);
+        match by_id.get(&d.package_id) {
+            Some(v) if cosine(v, &want) > 0.9999 => checked += 1,
+            _ => wrong.push(d.package_id.clone()),
         }
     }
+    assert!(wrong.is_empty(), "vectors not matching their package's text: {wrong:?}");
     assert_eq!(checked as u64, emb.candidates - 1);
+    let c = conn(&out);
     // HNSW index exists and is used
     assert_eq!(count(&c, "SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'embeddings_hnsw_idx'"), 1);
 }
