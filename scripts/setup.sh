@@ -90,10 +90,10 @@ install_nix() {
 install_test_tools() {
   # moto_server: the S3-compatible server the S3 sink tests start on 127.0.0.1.
   # duckdb==1.5.5: proves the artifact opens in stock DuckDB.
-  if ! python3 -c 'import moto, duckdb; assert duckdb.__version__ == "1.5.5"' 2>/dev/null \
+  if ! python3 -c 'import moto, duckdb; assert duckdb.__version__ == "1.5.5" and moto.__version__ == "5.2.5"' 2>/dev/null \
      || ! command -v moto_server >/dev/null 2>&1; then
     log "installing moto[server] and duckdb==$DUCKDB_VERSION from PyPI"
-    $PIP install --quiet 'moto[server]==5.*' "duckdb==$DUCKDB_VERSION"
+    $PIP install --quiet 'moto[server]==5.2.5' "duckdb==$DUCKDB_VERSION"
   else
     log "moto and duckdb==$DUCKDB_VERSION present"
   fi

@@ -34,7 +34,7 @@ impl Moto {
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("FDNIX_MOTO_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .expect("moto_server not found: run scripts/setup.sh test-tools");
         let m = Moto { child, port };
