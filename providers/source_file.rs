@@ -6,15 +6,21 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use crate::error::SourceError;
-use crate::raw::{parse_package_map, RawEntry};
+use crate::raw::{parse_package_map_slice, RawEntry};
 use crate::traits::{RawStream, Source};
 
-/// Parses `reader` on its own thread and hands entries over a bounded channel, so memory stays
-/// flat however large the document is.
-pub fn spawn_parser<R: Read + Send + 'static>(reader: R) -> RawStream {
+/// Parses `reader` on its own thread and hands entries over a bounded channel. The text is
+/// read into memory first (parsing a slice is about 3x faster than through `io::Read`);
+/// entries are deserialised one at a time, so no DOM of the whole document is ever built.
+pub fn spawn_parser<R: Read + Send + 'static>(mut reader: R) -> RawStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<RawEntry, SourceError>>(4096);
     std::thread::spawn(move || {
-        let res = parse_package_map(reader, |e| tx.blocking_send(Ok(e)).is_ok());
+        let mut text = Vec::with_capacity(1 << 24);
+        if let Err(e) = reader.read_to_end(&mut text) {
+            let _ = tx.blocking_send(Err(SourceError::Json(format!("read error: {e}"))));
+            return;
+        }
+        let res = parse_package_map_slice(&text, |e| tx.blocking_send(Ok(e)).is_ok());
         if let Err(e) = res {
             let _ = tx.blocking_send(Err(e));
         }

@@ -77,6 +77,9 @@ pub struct MetadataSummary {
     /// The skipped packages by attribute path (first 1,000).
     pub skipped_packages: Vec<Skip>,
     pub warnings: Vec<String>,
+    /// Time spent in store writes, and building the FTS index.
+    pub write_seconds: f64,
+    pub fts_seconds: f64,
     pub seconds: f64,
 }
 
@@ -280,7 +283,9 @@ pub async fn metadata_phase(opts: &RunOptions, source: &dyn Source, store: &mut 
     flush(store, &mut batch, &mut s).await?;
     pb.finish_and_clear();
     info!(packages = s.packages_written, skipped = s.skipped, "packages written; building the FTS index");
+    let t_fts = Instant::now();
     s.fts_rows = store.finish_packages(&opts.fts).await?;
+    s.fts_seconds = t_fts.elapsed().as_secs_f64();
     let mut info_rows = vec![
         ("source".to_string(), s.source.clone()),
         ("package_count".to_string(), s.packages_written.to_string()),
@@ -302,7 +307,9 @@ async fn flush(store: &mut dyn Store, batch: &mut Vec<Package>, s: &mut Metadata
         return Ok(());
     }
     let texts: Vec<String> = batch.iter().map(fts_text).collect();
+    let t = Instant::now();
     store.write_packages(batch, &texts).await?;
+    s.write_seconds += t.elapsed().as_secs_f64();
     s.packages_written += batch.len() as u64;
     batch.clear();
     Ok(())

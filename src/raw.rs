@@ -152,14 +152,18 @@ impl<'de, F: FnMut(RawEntry) -> bool> Visitor<'de> for PackageMapSeed<'_, F> {
 
 const STOPPED: &str = "fdnix: consumer stopped reading";
 
-/// Streams the package map in `reader`, calling `emit` once per entry. `emit` returns false
-/// to stop early (for example when the receiving side has gone away). Returns the number of
-/// entries seen.
-pub fn parse_package_map<R: Read, F: FnMut(RawEntry) -> bool>(reader: R, mut emit: F) -> Result<u64, SourceError> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
+/// Like [`parse_package_map`], over a document already in memory (several times faster than
+/// reading through `io::Read`; the text is held, but never a DOM of the whole document).
+pub fn parse_package_map_slice<F: FnMut(RawEntry) -> bool>(text: &[u8], mut emit: F) -> Result<u64, SourceError> {
+    let mut de = serde_json::Deserializer::from_slice(text);
     let mut count = 0u64;
     let seed = PackageMapSeed { emit: &mut emit, top_level: true, count: &mut count };
-    match seed.deserialize(&mut de) {
+    let res = seed.deserialize(&mut de);
+    finish(res, count, || de.end())
+}
+
+fn finish(res: Result<(), serde_json::Error>, count: u64, end: impl FnOnce() -> Result<(), serde_json::Error>) -> Result<u64, SourceError> {
+    match res {
         Ok(()) => {}
         Err(e) if e.to_string().starts_with(STOPPED) => return Ok(count),
         Err(e) => {
@@ -173,8 +177,19 @@ pub fn parse_package_map<R: Read, F: FnMut(RawEntry) -> bool>(reader: R, mut emi
             })
         }
     }
-    de.end().map_err(|e| SourceError::Json(format!("trailing data after the package map: {e}")))?;
+    end().map_err(|e| SourceError::Json(format!("trailing data after the package map: {e}")))?;
     Ok(count)
+}
+
+/// Streams the package map in `reader`, calling `emit` once per entry. `emit` returns false
+/// to stop early (for example when the receiving side has gone away). Returns the number of
+/// entries seen.
+pub fn parse_package_map<R: Read, F: FnMut(RawEntry) -> bool>(reader: R, mut emit: F) -> Result<u64, SourceError> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut count = 0u64;
+    let seed = PackageMapSeed { emit: &mut emit, top_level: true, count: &mut count };
+    let res = seed.deserialize(&mut de);
+    finish(res, count, || de.end())
 }
 
 fn is_not_object(e: &serde_json::Error) -> bool {

@@ -41,11 +41,29 @@ async fn main() -> Result<()> {
     let dump = PathBuf::from(args.get(1).cloned().unwrap_or_else(|| DEFAULT_DUMP.into()));
     match what {
         "metadata" => metadata(dump).await,
+        "parse" => parse(dump).await,
         "local-embed" => local_embed(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2000)).await,
         "bedrock" => bedrock(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)).await,
         "hnsw" => hnsw(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1024)).await,
         _ => bail!("usage: fdnix-bench metadata|local-embed|bedrock|hnsw [DUMP] [ARG]"),
     }
+}
+
+/// Parse (and normalise) only: where the metadata phase's time goes.
+async fn parse(dump: PathBuf) -> Result<()> {
+    use futures::StreamExt;
+    let source = providers::source_file::FileSource::new(&dump);
+    let t = Instant::now();
+    let mut s = fdnix::traits::Source::open(&source).await?;
+    let mut entries = Vec::new();
+    while let Some(e) = s.next().await {
+        entries.push(e?);
+    }
+    let parse = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let n = entries.into_iter().filter_map(|e| fdnix::normalize::normalize(e).ok()).map(|p| fdnix::doctext::fts_text(&p.package).len()).count();
+    println!("parse: {parse:.2} s to stream-parse; normalise + FTS text of {n} packages {:.2} s; peak RSS {:.0} MiB", t.elapsed().as_secs_f64(), peak_rss_mib());
+    Ok(())
 }
 
 async fn metadata(dump: PathBuf) -> Result<()> {
@@ -59,11 +77,13 @@ async fn metadata(dump: PathBuf) -> Result<()> {
     let wall = t.elapsed().as_secs_f64();
     let m = s.metadata.context("no metadata summary")?;
     println!(
-        "metadata: {} packages, {} FTS rows, {} skipped in {wall:.2} s ({:.0} packages/s); peak RSS {:.0} MiB; artifact {:.1} MiB",
+        "metadata: {} packages, {} FTS rows, {} skipped in {wall:.2} s ({:.0} packages/s; writes {:.1} s, FTS {:.1} s); peak RSS {:.0} MiB; artifact {:.1} MiB",
         m.packages_written,
         m.fts_rows,
         m.skipped,
         m.packages_written as f64 / wall,
+        m.write_seconds,
+        m.fts_seconds,
         peak_rss_mib(),
         std::fs::metadata(&out)?.len() as f64 / 1048576.0
     );
