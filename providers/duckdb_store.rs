@@ -341,7 +341,7 @@ impl Store for DuckDbStore {
         }
         self.conn
             .execute_batch(&format!(
-                "DROP SCHEMA IF EXISTS {FTS_SCHEMA} CASCADE; DROP TABLE IF EXISTS packages_fts_source; DROP TABLE IF EXISTS packages;"
+                "DROP SCHEMA IF EXISTS {FTS_SCHEMA} CASCADE; DROP TABLE IF EXISTS packages_fts_source; DROP TABLE IF EXISTS search_names; DROP TABLE IF EXISTS packages;"
             ))
             .map_err(db)?;
         self.conn.execute_batch(PACKAGES_DDL).map_err(db)?;
@@ -430,6 +430,17 @@ impl Store for DuckDbStore {
             .execute_batch(&format!(
                 "PRAGMA create_fts_index('packages_fts_source', 'package_id', 'text', stemmer = '{stemmer}', stopwords = '{stopwords}', ignore = '(\\.|[^a-z0-9])+', strip_accents = 1, lower = 1, overwrite = 1)"
             ))
+            .map_err(db)?;
+        // Lower-cased names for the search generators (exact, prefix, typo) and the free-license
+        // flag, computed once here instead of on every query.
+        self.conn
+            .execute_batch(
+                "CREATE OR REPLACE TABLE search_names AS
+                 SELECT package_id, lower(package_name) AS name, lower(regexp_extract(attribute_path, '[^.]+$')) AS last,
+                        lower(attribute_path) AS attr, lower(main_program) AS program,
+                        len(license) > 0 AND list_bool_and(list_transform(license, lambda l: coalesce(l.free, false))) AS free
+                 FROM packages ORDER BY package_id;",
+            )
             .map_err(db)?;
         let name = &fts.index_name;
         self.conn

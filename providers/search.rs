@@ -64,14 +64,16 @@ pub struct SearchDb {
     pub info: BTreeMap<String, String>,
     has_vectors: bool,
     has_fts: bool,
+    /// The FTS stemmer the index was built with (validated against the fixed list).
+    stemmer: String,
     pub weights: Weights,
 }
 
-const COLS: &str = "p.package_id, p.attribute_path, p.package_name, p.version, p.description, p.main_program, p.attr_depth, p.broken, p.insecure";
+const COLS: &str = "p.package_id, p.attribute_path, p.package_name, p.version, p.description, p.main_program, p.attr_depth, p.broken, p.insecure, len(p.maintainers)";
 
 /// Filter predicate over `p`; parameters: include_broken, include_insecure, free_only, platform, platform.
 const FILTER: &str = "(? OR NOT p.broken) AND (? OR NOT p.insecure)
-    AND (NOT ? OR (len(p.license) > 0 AND list_bool_and(list_transform(p.license, lambda l: coalesce(l.free, false)))))
+    AND (NOT ? OR n.free)
     AND (CAST(? AS VARCHAR) IS NULL OR list_contains(p.platforms, CAST(? AS VARCHAR)))";
 
 impl SearchDb {
@@ -97,7 +99,14 @@ impl SearchDb {
             // a parsed integer, not text
             conn.execute_batch(&format!("SET hnsw_ef_search = {ef};")).map_err(db)?;
         }
-        Ok(SearchDb { conn, info, has_vectors, has_fts, weights: Weights::default() })
+        let stemmer = info.get("fts_stemmer").cloned().unwrap_or_else(|| "english".into());
+        if !super::duckdb_store::STEMMERS.contains(&stemmer.as_str()) {
+            return Err(StoreError::Setting { name: "FTS_STEMMER", reason: format!("the artifact records an unknown stemmer `{stemmer}`") });
+        }
+        if count("SELECT count(*) FROM information_schema.tables WHERE table_name = 'search_names'")? == 0 {
+            return Err(StoreError::Missing(format!("{} has no search_names table: rebuild it with `fdnix index --mode metadata`", path.display())));
+        }
+        Ok(SearchDb { conn, info, has_vectors, has_fts, stemmer, weights: Weights::default() })
     }
 
     /// The model the artifact's vectors were made with, if any.
@@ -114,7 +123,7 @@ impl SearchDb {
         &self.conn
     }
 
-    /// Runs a generator query (its first 9 columns are [`COLS`]); merges new candidates into
+    /// Runs a generator query (its first 10 columns are [`COLS`]); merges new candidates into
     /// `out` and returns each row's id with the extra value `extra` reads from the row.
     fn collect<T>(
         &self,
@@ -136,6 +145,7 @@ impl SearchDb {
                     attr_depth: r.get::<_, Option<i32>>(6)?.unwrap_or(0),
                     broken: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
                     insecure: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                    maintainers: r.get::<_, Option<i64>>(9)?.unwrap_or(0) as u32,
                     signals: Default::default(),
                 };
                 Ok((r.get::<_, String>(0)?, c, extra(r)?))
@@ -182,15 +192,15 @@ impl SearchDb {
 
         // 1. exact: attribute path, pname, last path segment, mainProgram
         let sql = format!(
-            "SELECT {COLS}, lower(p.attribute_path) = $1 AS ea, (lower(p.package_name) = $1 OR lower(regexp_extract(p.attribute_path, '[^.]+$')) = $1) AS en, coalesce(lower(p.main_program) = $1, false) AS ep
-             FROM packages p WHERE (lower(p.attribute_path) = $1 OR lower(p.package_name) = $1 OR lower(p.main_program) = $1 OR lower(regexp_extract(p.attribute_path, '[^.]+$')) = $1)
-             AND {} LIMIT 200",
+            "SELECT {COLS}, n.attr = $1 AS ea, (n.name = $1 OR n.last = $1) AS en, coalesce(n.program = $1, false) AS ep
+             FROM search_names n JOIN packages p ON p.package_id = n.package_id
+             WHERE (n.attr = $1 OR n.name = $1 OR n.program = $1 OR n.last = $1) AND {} LIMIT 200",
             numbered(FILTER, 2)
         );
         {
             let mut p: Vec<&dyn duckdb::ToSql> = vec![&q];
             p.extend_from_slice(&fp);
-            let rows = self.collect(&sql, &p, &mut cands, &mut order, |r| Ok((r.get::<_, bool>(9)?, r.get::<_, bool>(10)?, r.get::<_, bool>(11)?)))?;
+            let rows = self.collect(&sql, &p, &mut cands, &mut order, |r| Ok((r.get::<_, bool>(10)?, r.get::<_, bool>(11)?, r.get::<_, bool>(12)?)))?;
             for (id, (ea, en, ep)) in rows {
                 if let Some(c) = cands.get_mut(&id) {
                     c.signals.exact_attr |= ea;
@@ -203,8 +213,9 @@ impl SearchDb {
         // 2. prefix of a name (single words of 2+ characters)
         if single_word && q.chars().count() >= 2 {
             let sql = format!(
-                "SELECT {COLS} FROM packages p WHERE (starts_with(lower(p.package_name), $1) OR starts_with(lower(regexp_extract(p.attribute_path, '[^.]+$')), $1)) AND {}
-                 ORDER BY p.attr_depth, length(p.package_name), p.attribute_path LIMIT {PER_GENERATOR}",
+                "SELECT {COLS} FROM search_names n JOIN packages p ON p.package_id = n.package_id
+                 WHERE (starts_with(n.name, $1) OR starts_with(n.last, $1)) AND {}
+                 ORDER BY p.attr_depth, least(length(n.name), length(n.last)), p.attribute_path LIMIT {PER_GENERATOR}",
                 numbered(FILTER, 2)
             );
             let mut p: Vec<&dyn duckdb::ToSql> = vec![&q];
@@ -221,17 +232,17 @@ impl SearchDb {
         let budget = typo_budget(qlen);
         if single_word && budget > 0 {
             let sql = format!(
-                "SELECT {COLS}, least(damerau_levenshtein(lower(p.package_name), $1), damerau_levenshtein(lower(regexp_extract(p.attribute_path, '[^.]+$')), $1)) AS d
-                 FROM packages p
-                 WHERE (length(p.package_name) BETWEEN $2 AND $3 OR length(regexp_extract(p.attribute_path, '[^.]+$')) BETWEEN $2 AND $3)
-                   AND least(damerau_levenshtein(lower(p.package_name), $1), damerau_levenshtein(lower(regexp_extract(p.attribute_path, '[^.]+$')), $1)) <= $4 AND {}
+                "SELECT {COLS}, least(damerau_levenshtein(n.name, $1), damerau_levenshtein(n.last, $1)) AS d
+                 FROM search_names n JOIN packages p ON p.package_id = n.package_id
+                 WHERE (length(n.name) BETWEEN $2 AND $3 OR length(n.last) BETWEEN $2 AND $3)
+                   AND least(damerau_levenshtein(n.name, $1), damerau_levenshtein(n.last, $1)) <= $4 AND {}
                  ORDER BY d, p.attr_depth, p.attribute_path LIMIT {PER_GENERATOR}",
                 numbered(FILTER, 5)
             );
             let (lo, hi, b) = (qlen.saturating_sub(budget as usize) as i64, (qlen + budget as usize) as i64, budget as i64);
             let mut p: Vec<&dyn duckdb::ToSql> = vec![&q, &lo, &hi, &b];
             p.extend_from_slice(&fp);
-            let dist = self.collect(&sql, &p, &mut cands, &mut order, |r| r.get::<_, i64>(9))?;
+            let dist = self.collect(&sql, &p, &mut cands, &mut order, |r| r.get::<_, i64>(10))?;
             for (id, d) in dist {
                 if let Some(c) = cands.get_mut(&id) {
                     c.signals.typo = Some(d as u32);
@@ -241,9 +252,10 @@ impl SearchDb {
 
         // 4. BM25
         if self.has_fts {
+            let bm25 = bm25_cte(&self.stemmer);
             let sql = format!(
-                "SELECT {COLS} FROM (SELECT package_id, {FTS_SCHEMA}.match_bm25(package_id, $1) AS score FROM packages_fts_source) f
-                 JOIN packages p ON p.package_id = f.package_id WHERE f.score IS NOT NULL AND {} ORDER BY f.score DESC, p.attribute_path LIMIT {PER_GENERATOR}",
+                "{bm25} SELECT {COLS} FROM sc f JOIN packages p ON p.package_id = f.package_id JOIN search_names n ON n.package_id = p.package_id
+                 WHERE {} ORDER BY f.score DESC, p.attribute_path LIMIT {PER_GENERATOR}",
                 numbered(FILTER, 2)
             );
             let mut p: Vec<&dyn duckdb::ToSql> = vec![&q];
@@ -262,12 +274,13 @@ impl SearchDb {
                 let lit = v.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",");
                 let sql = format!(
                     "SELECT {COLS}, k.dist FROM (SELECT package_id, array_cosine_distance(vector, [{lit}]::FLOAT[{dim}]) AS dist FROM embeddings ORDER BY dist LIMIT {}) k
-                     JOIN packages p ON p.package_id = k.package_id WHERE {} ORDER BY k.dist, p.attribute_path LIMIT {PER_GENERATOR}",
+                     JOIN packages p ON p.package_id = k.package_id JOIN search_names n ON n.package_id = p.package_id
+                     WHERE {} ORDER BY k.dist, p.attribute_path LIMIT {PER_GENERATOR}",
                     PER_GENERATOR * 2,
                     numbered(FILTER, 1)
                 );
                 let p: Vec<&dyn duckdb::ToSql> = fp.to_vec();
-                let sims = self.collect(&sql, &p, &mut cands, &mut order, |r| r.get::<_, f32>(9))?;
+                let sims = self.collect(&sql, &p, &mut cands, &mut order, |r| r.get::<_, f32>(10))?;
                 for (i, (id, d)) in sims.into_iter().enumerate() {
                     if let Some(c) = cands.get_mut(&id) {
                         c.signals.vector_rank = Some(i + 1);
@@ -292,6 +305,25 @@ impl SearchDb {
             })
             .collect())
     }
+}
+
+/// Okapi BM25 (k1 = 1.2, b = 0.75, log10 idf: the same scores as the fts extension's
+/// `match_bm25`) over the index's own tables, touching only the postings of the query's
+/// terms instead of scoring every document. Defines the CTE `sc(package_id, score)` for the
+/// query text `$1`. `stemmer` must come from [`super::duckdb_store::STEMMERS`].
+pub fn bm25_cte(stemmer: &str) -> String {
+    let stem = if super::duckdb_store::STEMMERS.contains(&stemmer) { stemmer } else { "none" };
+    format!(
+        "WITH q AS (SELECT DISTINCT stem(unnest({FTS_SCHEMA}.tokenize($1)), '{stem}') AS term),
+              qt AS (SELECT d.termid, d.df FROM {FTS_SCHEMA}.dict d JOIN q ON d.term = q.term
+                     WHERE q.term NOT IN (SELECT sw FROM {FTS_SCHEMA}.stopwords)),
+              tf AS (SELECT t.docid, t.termid, count(*) AS tf FROM {FTS_SCHEMA}.terms t JOIN qt USING (termid) GROUP BY ALL),
+              sc AS (SELECT docs.name AS package_id,
+                            sum(log((st.num_docs - qt.df + 0.5) / (qt.df + 0.5) + 1) * tf.tf * 2.2
+                                / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl))) AS score
+                     FROM tf JOIN qt USING (termid) JOIN {FTS_SCHEMA}.docs docs USING (docid), {FTS_SCHEMA}.stats st
+                     GROUP BY docs.name)"
+    )
 }
 
 /// Numbers the `?` placeholders of a fragment from `start` (`?` → `$5`, `$6`, …).

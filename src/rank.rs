@@ -33,6 +33,8 @@ pub struct Candidate {
     pub attr_depth: i32,
     pub broken: bool,
     pub insecure: bool,
+    /// Number of maintainers: a weak sign of how much a package is used.
+    pub maintainers: u32,
     pub signals: Signals,
 }
 
@@ -104,8 +106,16 @@ pub fn score(query: &str, c: &Candidate, w: &Weights) -> (f64, Vec<String>) {
     }
     if s.prefix && !s.exact_name {
         let ql = query.chars().count() as f64;
+        // the shortest name that actually starts with the query
         let last = c.attribute_path.rsplit('.').next().unwrap_or(&c.package_name);
-        let nl = c.package_name.chars().count().min(last.chars().count()).max(1) as f64;
+        let q = query.to_lowercase();
+        let nl = [c.package_name.as_str(), last]
+            .iter()
+            .filter(|n| n.to_lowercase().starts_with(&q))
+            .map(|n| n.chars().count())
+            .min()
+            .unwrap_or_else(|| c.package_name.chars().count())
+            .max(1) as f64;
         total += w.prefix * (ql / nl).min(1.0);
         why.push("name starts with the query".to_string());
     }
@@ -139,7 +149,9 @@ pub fn prior(c: &Candidate, w: &Weights) -> f64 {
     let first = c.attribute_path.split('.').next().unwrap_or("");
     let set = if c.attr_depth > 0 && DEEP_SETS.iter().any(|s| first.starts_with(s)) { 0.85 } else { 1.0 };
     let len = c.attribute_path.chars().count().min(60) as f64;
-    let mut p = depth * set * (1.0 - 0.003 * len);
+    // Well-maintained packages are more often the one meant: up to +12 % for 4+ maintainers.
+    let care = 1.0 + 0.03 * c.maintainers.min(4) as f64;
+    let mut p = depth * set * care * (1.0 - 0.003 * len);
     if c.broken || c.insecure {
         p *= 0.5;
     }
