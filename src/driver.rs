@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub embed_batch: Option<usize>,
     /// Show progress bars (a terminal is attached).
     pub progress: bool,
+    /// Build the HNSW index after embedding (on by default).
+    pub vector_index: bool,
 }
 
 impl RunOptions {
@@ -53,6 +55,7 @@ impl RunOptions {
             write_batch: 2048,
             embed_batch: None,
             progress: false,
+            vector_index: true,
         }
     }
 }
@@ -242,45 +245,34 @@ pub async fn metadata_phase(opts: &RunOptions, source: &dyn Source, store: &mut 
     let t0 = Instant::now();
     let mut s = MetadataSummary { source: source.describe(), ..Default::default() };
     info!(source = %s.source, "metadata phase: reading packages");
-    let mut stream = source.open().await?;
+    let stream = source.open().await?;
     store.begin_packages().await?;
     let pb = bar(opts.progress, None, "packages");
     let cap = opts.write_batch.max(1);
-    let mut batch: Vec<Package> = Vec::with_capacity(cap);
-    let mut seen: HashSet<String> = HashSet::new();
-    while let Some(item) = stream.next().await {
-        let entry = item?;
-        s.entries_read += 1;
-        let attr = entry.attr_path.clone();
-        let skip = |s: &mut MetadataSummary, sk: Skip| {
+    // Normalisation (and the FTS text) runs in its own task, so it overlaps with the store's
+    // writes; batches cross a small bounded channel.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Normalized, RunError>>(4);
+    let normalizer = tokio::spawn(normalize_batches(stream, cap, tx));
+    while let Some(batch) = rx.recv().await {
+        let b = batch?;
+        s.entries_read += b.entries;
+        for sk in b.skips {
             s.skipped += 1;
             *s.skip_reasons.entry(sk.reason.clone()).or_default() += 1;
             if s.skipped_packages.len() < SKIP_LIST_CAP {
                 s.skipped_packages.push(sk);
             }
-        };
-        match normalize(entry) {
-            Ok(n) => {
-                if !seen.insert(n.package.package_id.clone()) {
-                    skip(&mut s, Skip { attr_path: attr, reason: "duplicate attribute path".into() });
-                    continue;
-                }
-                for w in n.warnings {
-                    s.warnings.push(format!("{}: {w}", n.package.package_id));
-                }
-                batch.push(n.package);
-            }
-            Err(sk) => {
-                warn!(attr_path = %sk.attr_path, reason = %sk.reason, "skipped package");
-                skip(&mut s, sk);
-            }
         }
-        if batch.len() >= cap {
-            flush(store, &mut batch, &mut s).await?;
-            pb.set_position(s.packages_written);
+        s.warnings.extend(b.warnings);
+        if !b.packages.is_empty() {
+            let t = Instant::now();
+            store.write_packages(&b.packages, &b.texts).await?;
+            s.write_seconds += t.elapsed().as_secs_f64();
+            s.packages_written += b.packages.len() as u64;
         }
+        pb.set_position(s.packages_written);
     }
-    flush(store, &mut batch, &mut s).await?;
+    normalizer.await.map_err(|e| RunError::Precondition(format!("normaliser task failed: {e}")))?;
     pb.finish_and_clear();
     info!(packages = s.packages_written, skipped = s.skipped, "packages written; building the FTS index");
     let t_fts = Instant::now();
@@ -302,17 +294,53 @@ pub async fn metadata_phase(opts: &RunOptions, source: &dyn Source, store: &mut 
     Ok(s)
 }
 
-async fn flush(store: &mut dyn Store, batch: &mut Vec<Package>, s: &mut MetadataSummary) -> Result<(), RunError> {
-    if batch.is_empty() {
-        return Ok(());
+/// A batch of normalised packages with their FTS texts, and what was skipped on the way.
+#[derive(Default)]
+struct Normalized {
+    entries: u64,
+    packages: Vec<Package>,
+    texts: Vec<String>,
+    skips: Vec<Skip>,
+    warnings: Vec<String>,
+}
+
+async fn normalize_batches(mut stream: crate::traits::RawStream, cap: usize, tx: tokio::sync::mpsc::Sender<Result<Normalized, RunError>>) {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut b = Normalized::default();
+    while let Some(item) = stream.next().await {
+        let entry = match item {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        b.entries += 1;
+        let attr = entry.attr_path.clone();
+        match normalize(entry) {
+            Ok(n) => {
+                if !seen.insert(n.package.package_id.clone()) {
+                    b.skips.push(Skip { attr_path: attr, reason: "duplicate attribute path".into() });
+                    continue;
+                }
+                for w in n.warnings {
+                    b.warnings.push(format!("{}: {w}", n.package.package_id));
+                }
+                b.texts.push(fts_text(&n.package));
+                b.packages.push(n.package);
+            }
+            Err(sk) => {
+                warn!(attr_path = %sk.attr_path, reason = %sk.reason, "skipped package");
+                b.skips.push(sk);
+            }
+        }
+        if b.packages.len() >= cap {
+            if tx.send(Ok(std::mem::take(&mut b))).await.is_err() {
+                return;
+            }
+        }
     }
-    let texts: Vec<String> = batch.iter().map(fts_text).collect();
-    let t = Instant::now();
-    store.write_packages(batch, &texts).await?;
-    s.write_seconds += t.elapsed().as_secs_f64();
-    s.packages_written += batch.len() as u64;
-    batch.clear();
-    Ok(())
+    let _ = tx.send(Ok(b)).await;
 }
 
 struct Item {
@@ -433,7 +461,9 @@ pub async fn embedding_phase(opts: &RunOptions, embedder: &dyn Embedder, store: 
     drop(results);
     pb.finish_and_clear();
     let t_index = Instant::now();
-    store.build_vector_index(&opts.hnsw).await?;
+    if opts.vector_index {
+        store.build_vector_index(&opts.hnsw).await?;
+    }
     s.index_seconds = t_index.elapsed().as_secs_f64();
     let st = embedder.stats();
     s.calls = st.calls.saturating_sub(stats0.calls);

@@ -184,6 +184,7 @@ async fn index(cfg: &Config, json: bool) -> Result<()> {
         write_batch: 2048,
         embed_batch: None,
         progress: fdnix::telemetry::interactive(),
+        vector_index: true,
     };
     let components = Components { source: source.as_deref(), embedder: embedder.as_deref(), store: store.as_ref(), sink: sink.as_deref() };
     let summary = run(&opts, &components).await?;
