@@ -341,7 +341,7 @@ impl Store for DuckDbStore {
         }
         self.conn
             .execute_batch(&format!(
-                "DROP SCHEMA IF EXISTS {FTS_SCHEMA} CASCADE; DROP TABLE IF EXISTS packages_fts_source; DROP TABLE IF EXISTS search_names; DROP TABLE IF EXISTS packages;"
+                "DROP SCHEMA IF EXISTS {FTS_SCHEMA} CASCADE; DROP TABLE IF EXISTS packages_fts_source; DROP TABLE IF EXISTS search_names; DROP TABLE IF EXISTS fts_postings; DROP TABLE IF EXISTS packages;"
             ))
             .map_err(db)?;
         self.conn.execute_batch(PACKAGES_DDL).map_err(db)?;
@@ -441,6 +441,13 @@ impl Store for DuckDbStore {
                         len(license) > 0 AND list_bool_and(list_transform(license, lambda l: coalesce(l.free, false))) AS free
                  FROM packages ORDER BY package_id;",
             )
+            .map_err(db)?;
+        // Postings aggregated per (term, document) and ordered by term, so a query reads only
+        // the row groups of its own terms (see search::bm25_cte).
+        self.conn
+            .execute_batch(&format!(
+                "CREATE OR REPLACE TABLE fts_postings AS SELECT termid, docid, count(*)::INTEGER AS tf FROM {FTS_SCHEMA}.terms GROUP BY ALL ORDER BY termid, docid;"
+            ))
             .map_err(db)?;
         let name = &fts.index_name;
         self.conn

@@ -7,7 +7,7 @@ use duckdb::Connection;
 use serde::Serialize;
 
 use crate::error::{EmbedError, StoreError};
-use crate::rank::{fuse, typo_budget, Candidate, Weights};
+use crate::rank::{fuse, typo_budget, Candidate, Signals, Weights};
 use crate::traits::{Embedder, Purpose};
 
 use super::duckdb_store::{open_connection, FTS_SCHEMA};
@@ -58,23 +58,65 @@ fn db(e: duckdb::Error) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
+/// One row of `search_names` (plus flags), held in memory for the name generators.
+struct NameRow {
+    id: String,
+    package_name: String,
+    main_program: Option<String>,
+    maintainers: u32,
+    name: String,
+    last: String,
+    attr: String,
+    program: Option<String>,
+    depth: i32,
+    broken: bool,
+    insecure: bool,
+    free: bool,
+}
+
 /// An artifact opened read-only for searching.
 pub struct SearchDb {
     conn: Connection,
     pub info: BTreeMap<String, String>,
     has_vectors: bool,
-    has_fts: bool,
     /// The FTS stemmer the index was built with (validated against the fixed list).
     stemmer: String,
+    names: Vec<NameRow>,
+    by_id: HashMap<String, usize>,
     pub weights: Weights,
 }
 
-const COLS: &str = "p.package_id, p.attribute_path, p.package_name, p.version, p.description, p.main_program, p.attr_depth, p.broken, p.insecure, len(p.maintainers)";
 
-/// Filter predicate over `p`; parameters: include_broken, include_insecure, free_only, platform, platform.
-const FILTER: &str = "(? OR NOT p.broken) AND (? OR NOT p.insecure)
-    AND (NOT ? OR n.free)
-    AND (CAST(? AS VARCHAR) IS NULL OR list_contains(p.platforms, CAST(? AS VARCHAR)))";
+/// Optimal-string-alignment distance (Damerau-Levenshtein with adjacent transpositions),
+/// giving up early once it must exceed `max`.
+pub fn osa_distance(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    let (n, m) = (a.len(), b.len());
+    if n.abs_diff(m) > max {
+        return None;
+    }
+    let mut prev2 = vec![0usize; m + 1];
+    let mut prev: Vec<usize> = (0..=m).collect();
+    let mut cur = vec![0usize; m + 1];
+    for i in 1..=n {
+        cur[0] = i;
+        let mut row_min = cur[0];
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+            row_min = row_min.min(v);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    Some(prev[m]).filter(|d| *d <= max)
+}
 
 impl SearchDb {
     pub fn open(path: &Path, ext_dir: &Path) -> Result<Self, StoreError> {
@@ -94,7 +136,11 @@ impl SearchDb {
         let count = |sql: &str| -> Result<i64, StoreError> { conn.query_row(sql, [], |r| r.get(0)).map_err(db) };
         let has_vectors = count("SELECT count(*) FROM information_schema.tables WHERE table_name = 'embeddings'")? > 0
             && count("SELECT count(*) FROM embeddings")? > 0;
-        let has_fts = count(&format!("SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{FTS_SCHEMA}'"))? > 0;
+        if count(&format!("SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{FTS_SCHEMA}'"))? == 0
+            || count("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('search_names', 'fts_postings')")? < 2
+        {
+            return Err(StoreError::Missing(format!("{} has no FTS index or search_names table: rebuild it with `fdnix index --mode metadata`", path.display())));
+        }
         if let Some(ef) = info.get("hnsw_ef_search").and_then(|v| v.parse::<u32>().ok()) {
             // a parsed integer, not text
             conn.execute_batch(&format!("SET hnsw_ef_search = {ef};")).map_err(db)?;
@@ -103,10 +149,39 @@ impl SearchDb {
         if !super::duckdb_store::STEMMERS.contains(&stemmer.as_str()) {
             return Err(StoreError::Setting { name: "FTS_STEMMER", reason: format!("the artifact records an unknown stemmer `{stemmer}`") });
         }
-        if count("SELECT count(*) FROM information_schema.tables WHERE table_name = 'search_names'")? == 0 {
-            return Err(StoreError::Missing(format!("{} has no search_names table: rebuild it with `fdnix index --mode metadata`", path.display())));
+        let mut names = Vec::new();
+        {
+            let mut st = conn
+                .prepare(
+                    "SELECT n.package_id, n.name, n.last, n.attr, n.program, p.attr_depth, p.broken, p.insecure, coalesce(n.free, false),
+                            p.package_name, p.main_program, len(p.maintainers)
+                     FROM search_names n JOIN packages p ON p.package_id = n.package_id",
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(NameRow {
+                        id: r.get(0)?,
+                        name: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        last: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        attr: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                        program: r.get(4)?,
+                        depth: r.get::<_, Option<i32>>(5)?.unwrap_or(0),
+                        broken: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
+                        insecure: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+                        free: r.get(8)?,
+                        package_name: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                        main_program: r.get(10)?,
+                        maintainers: r.get::<_, Option<i64>>(11)?.unwrap_or(0) as u32,
+                    })
+                })
+                .map_err(db)?;
+            for r in rows {
+                names.push(r.map_err(db)?);
+            }
         }
-        Ok(SearchDb { conn, info, has_vectors, has_fts, stemmer, weights: Weights::default() })
+        let by_id = names.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+        Ok(SearchDb { conn, info, has_vectors, stemmer, names, by_id, weights: Weights::default() })
     }
 
     /// The model the artifact's vectors were made with, if any.
@@ -123,44 +198,11 @@ impl SearchDb {
         &self.conn
     }
 
-    /// Runs a generator query (its first 10 columns are [`COLS`]); merges new candidates into
-    /// `out` and returns each row's id with the extra value `extra` reads from the row.
-    fn collect<T>(
-        &self,
-        sql: &str,
-        p: &[&dyn duckdb::ToSql],
-        out: &mut HashMap<String, Candidate>,
-        order: &mut Vec<String>,
-        extra: impl Fn(&duckdb::Row<'_>) -> duckdb::Result<T>,
-    ) -> Result<Vec<(String, T)>, StoreError> {
-        let mut st = self.conn.prepare(sql).map_err(db)?;
-        let rows = st
-            .query_map(p, |r| {
-                let c = Candidate {
-                    attribute_path: r.get(1)?,
-                    package_name: r.get(2)?,
-                    version: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    description: r.get(4)?,
-                    main_program: r.get(5)?,
-                    attr_depth: r.get::<_, Option<i32>>(6)?.unwrap_or(0),
-                    broken: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
-                    insecure: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
-                    maintainers: r.get::<_, Option<i64>>(9)?.unwrap_or(0) as u32,
-                    signals: Default::default(),
-                };
-                Ok((r.get::<_, String>(0)?, c, extra(r)?))
-            })
-            .map_err(db)?;
-        let mut ids = Vec::new();
-        for r in rows {
-            let (id, c, x) = r.map_err(db)?;
-            if !out.contains_key(&id) {
-                order.push(id.clone());
-                out.insert(id.clone(), c);
-            }
-            ids.push((id, x));
+    fn allowed(&self, id: &str, f: &Filters) -> bool {
+        match self.by_id.get(id).map(|&i| &self.names[i]) {
+            Some(n) => (f.include_broken || !n.broken) && (f.include_insecure || !n.insecure) && (!f.free_only || n.free),
+            None => false,
         }
-        Ok(ids)
     }
 
     /// Top `limit` packages for `query`. The query embedder (if any) must match the artifact's
@@ -184,86 +226,80 @@ impl SearchDb {
 
     /// Search with an already embedded query (or none).
     pub fn search_with_vector(&self, q: &str, limit: usize, f: &Filters, qvec: Option<&[f32]>) -> Result<Vec<Hit>, StoreError> {
-        let mut cands: HashMap<String, Candidate> = HashMap::new();
-        let mut order = Vec::new();
-        let plat = f.platform.clone();
+        let mut sig: HashMap<String, Signals> = HashMap::new();
         let single_word = !q.contains(char::is_whitespace);
-        let fp: [&dyn duckdb::ToSql; 5] = [&f.include_broken, &f.include_insecure, &f.free_only, &plat, &plat];
+        let qc: Vec<char> = q.chars().collect();
 
-        // 1. exact: attribute path, pname, last path segment, mainProgram
-        let sql = format!(
-            "SELECT {COLS}, n.attr = $1 AS ea, (n.name = $1 OR n.last = $1) AS en, coalesce(n.program = $1, false) AS ep
-             FROM search_names n JOIN packages p ON p.package_id = n.package_id
-             WHERE (n.attr = $1 OR n.name = $1 OR n.program = $1 OR n.last = $1) AND {} LIMIT 200",
-            numbered(FILTER, 2)
-        );
+        // 1-3. names in memory: exact, prefix, typo
+        let mut prefix: Vec<(usize, usize)> = Vec::new();
+        let mut typo: Vec<(usize, usize)> = Vec::new();
+        let budget = typo_budget(qc.len()) as usize;
+        for (i, n) in self.names.iter().enumerate() {
+            let ea = n.attr == q;
+            let en = n.name == q || n.last == q;
+            let ep = n.program.as_deref() == Some(q);
+            if ea || en || ep {
+                if self.allowed(&n.id, f) {
+                    let s = sig.entry(n.id.clone()).or_default();
+                    s.exact_attr |= ea;
+                    s.exact_name |= en;
+                    s.exact_program |= ep;
+                }
+                continue;
+            }
+            if !single_word {
+                continue;
+            }
+            if qc.len() >= 2 && (n.name.starts_with(q) || n.last.starts_with(q)) {
+                prefix.push((i, n.name.len().min(n.last.len())));
+            }
+            if budget > 0 {
+                let mut best: Option<usize> = None;
+                for cand in [&n.name, &n.last] {
+                    if cand.len().abs_diff(q.len()) > budget * 4 || cand.chars().count().abs_diff(qc.len()) > budget {
+                        continue;
+                    }
+                    let cc: Vec<char> = cand.chars().collect();
+                    if let Some(d) = osa_distance(&cc, &qc, budget) {
+                        best = Some(best.map_or(d, |b| b.min(d)));
+                    }
+                }
+                if let Some(d) = best.filter(|d| *d > 0) {
+                    typo.push((i, d));
+                }
+            }
+        }
+        prefix.retain(|(i, _)| self.allowed(&self.names[*i].id, f));
+        prefix.sort_by(|a, b| (self.names[a.0].depth, a.1, &self.names[a.0].attr).cmp(&(self.names[b.0].depth, b.1, &self.names[b.0].attr)));
+        for (i, _) in prefix.into_iter().take(PER_GENERATOR) {
+            sig.entry(self.names[i].id.clone()).or_default().prefix = true;
+        }
+        typo.retain(|(i, _)| self.allowed(&self.names[*i].id, f));
+        typo.sort_by(|a, b| (a.1, self.names[a.0].depth, &self.names[a.0].attr).cmp(&(b.1, self.names[b.0].depth, &self.names[b.0].attr)));
+        for (i, d) in typo.into_iter().take(PER_GENERATOR) {
+            sig.entry(self.names[i].id.clone()).or_default().typo = Some(d as u32);
+        }
+
+        // 4. BM25 over the FTS postings
         {
-            let mut p: Vec<&dyn duckdb::ToSql> = vec![&q];
-            p.extend_from_slice(&fp);
-            let rows = self.collect(&sql, &p, &mut cands, &mut order, |r| Ok((r.get::<_, bool>(10)?, r.get::<_, bool>(11)?, r.get::<_, bool>(12)?)))?;
-            for (id, (ea, en, ep)) in rows {
-                if let Some(c) = cands.get_mut(&id) {
-                    c.signals.exact_attr |= ea;
-                    c.signals.exact_name |= en;
-                    c.signals.exact_program |= ep;
+            let sql = format!("{} SELECT package_id, score FROM sc ORDER BY score DESC, package_id LIMIT {}", bm25_cte(&self.stemmer), PER_GENERATOR * 4);
+            let mut st = self.conn.prepare(&sql).map_err(db)?;
+            let rows = st.query_map([q], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))).map_err(db)?;
+            let mut kept = Vec::new();
+            for r in rows {
+                let (id, score) = r.map_err(db)?;
+                if self.allowed(&id, f) {
+                    kept.push((id, score));
+                    if kept.len() == PER_GENERATOR {
+                        break;
+                    }
                 }
             }
-        }
-
-        // 2. prefix of a name (single words of 2+ characters)
-        if single_word && q.chars().count() >= 2 {
-            let sql = format!(
-                "SELECT {COLS} FROM search_names n JOIN packages p ON p.package_id = n.package_id
-                 WHERE (starts_with(n.name, $1) OR starts_with(n.last, $1)) AND {}
-                 ORDER BY p.attr_depth, least(length(n.name), length(n.last)), p.attribute_path LIMIT {PER_GENERATOR}",
-                numbered(FILTER, 2)
-            );
-            let mut p: Vec<&dyn duckdb::ToSql> = vec![&q];
-            p.extend_from_slice(&fp);
-            for (id, ()) in self.collect(&sql, &p, &mut cands, &mut order, |_| Ok(()))? {
-                if let Some(c) = cands.get_mut(&id) {
-                    c.signals.prefix = true;
-                }
-            }
-        }
-
-        // 3. typo tolerance on names
-        let qlen = q.chars().count();
-        let budget = typo_budget(qlen);
-        if single_word && budget > 0 {
-            let sql = format!(
-                "SELECT {COLS}, least(damerau_levenshtein(n.name, $1), damerau_levenshtein(n.last, $1)) AS d
-                 FROM search_names n JOIN packages p ON p.package_id = n.package_id
-                 WHERE (length(n.name) BETWEEN $2 AND $3 OR length(n.last) BETWEEN $2 AND $3)
-                   AND least(damerau_levenshtein(n.name, $1), damerau_levenshtein(n.last, $1)) <= $4 AND {}
-                 ORDER BY d, p.attr_depth, p.attribute_path LIMIT {PER_GENERATOR}",
-                numbered(FILTER, 5)
-            );
-            let (lo, hi, b) = (qlen.saturating_sub(budget as usize) as i64, (qlen + budget as usize) as i64, budget as i64);
-            let mut p: Vec<&dyn duckdb::ToSql> = vec![&q, &lo, &hi, &b];
-            p.extend_from_slice(&fp);
-            let dist = self.collect(&sql, &p, &mut cands, &mut order, |r| r.get::<_, i64>(10))?;
-            for (id, d) in dist {
-                if let Some(c) = cands.get_mut(&id) {
-                    c.signals.typo = Some(d as u32);
-                }
-            }
-        }
-
-        // 4. BM25
-        if self.has_fts {
-            let bm25 = bm25_cte(&self.stemmer);
-            let sql = format!(
-                "{bm25} SELECT {COLS} FROM sc f JOIN packages p ON p.package_id = f.package_id JOIN search_names n ON n.package_id = p.package_id
-                 WHERE {} ORDER BY f.score DESC, p.attribute_path LIMIT {PER_GENERATOR}",
-                numbered(FILTER, 2)
-            );
-            let mut p: Vec<&dyn duckdb::ToSql> = vec![&q];
-            p.extend_from_slice(&fp);
-            for (i, (id, ())) in self.collect(&sql, &p, &mut cands, &mut order, |_| Ok(()))?.into_iter().enumerate() {
-                if let Some(c) = cands.get_mut(&id) {
-                    c.signals.bm25_rank = Some(i + 1);
-                }
+            let top = kept.first().map(|k| k.1).unwrap_or(1.0).max(1e-9);
+            for (i, (id, score)) in kept.into_iter().enumerate() {
+                let s = sig.entry(id).or_default();
+                s.bm25_rank = Some(i + 1);
+                s.bm25_norm = Some((score / top).clamp(0.0, 1.0));
             }
         }
 
@@ -273,39 +309,80 @@ impl SearchDb {
                 // The literal holds numbers the embedder produced, never user text.
                 let lit = v.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",");
                 let sql = format!(
-                    "SELECT {COLS}, k.dist FROM (SELECT package_id, array_cosine_distance(vector, [{lit}]::FLOAT[{dim}]) AS dist FROM embeddings ORDER BY dist LIMIT {}) k
-                     JOIN packages p ON p.package_id = k.package_id JOIN search_names n ON n.package_id = p.package_id
-                     WHERE {} ORDER BY k.dist, p.attribute_path LIMIT {PER_GENERATOR}",
-                    PER_GENERATOR * 2,
-                    numbered(FILTER, 1)
+                    "SELECT package_id, array_cosine_distance(vector, [{lit}]::FLOAT[{dim}]) AS dist FROM embeddings ORDER BY dist LIMIT {}",
+                    PER_GENERATOR * 3
                 );
-                let p: Vec<&dyn duckdb::ToSql> = fp.to_vec();
-                let sims = self.collect(&sql, &p, &mut cands, &mut order, |r| r.get::<_, f32>(10))?;
-                for (i, (id, d)) in sims.into_iter().enumerate() {
-                    if let Some(c) = cands.get_mut(&id) {
-                        c.signals.vector_rank = Some(i + 1);
-                        c.signals.vector_similarity = Some(1.0 - d);
+                let mut st = self.conn.prepare(&sql).map_err(db)?;
+                let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f32>(1)?))).map_err(db)?;
+                let mut kept = Vec::new();
+                for r in rows {
+                    let (id, d) = r.map_err(db)?;
+                    if self.allowed(&id, f) {
+                        kept.push((id, 1.0 - d));
+                        if kept.len() == PER_GENERATOR {
+                            break;
+                        }
                     }
+                }
+                let top = kept.first().map(|k| k.1).unwrap_or(1.0);
+                for (i, (id, sim)) in kept.into_iter().enumerate() {
+                    let s = sig.entry(id).or_default();
+                    s.vector_rank = Some(i + 1);
+                    s.vector_similarity = Some(sim);
+                    s.vector_norm = Some((((sim - (top - VECTOR_BAND)) / VECTOR_BAND) as f64).clamp(0.0, 1.0));
                 }
             }
         }
 
-        let list: Vec<Candidate> = order.into_iter().filter_map(|id| cands.remove(&id)).collect();
-        Ok(fuse(q, list, &self.weights)
+        // fuse in memory, then fetch the shown fields of the best ones by primary key
+        let list: Vec<Candidate> = sig
             .into_iter()
-            .take(limit)
-            .map(|(c, score, why)| Hit {
+            .filter_map(|(id, signals)| {
+                let n = &self.names[*self.by_id.get(&id)?];
+                Some(Candidate {
+                    attribute_path: id,
+                    package_name: n.package_name.clone(),
+                    version: String::new(),
+                    description: None,
+                    main_program: n.main_program.clone(),
+                    attr_depth: n.depth,
+                    broken: n.broken,
+                    insecure: n.insecure,
+                    maintainers: n.maintainers,
+                    signals,
+                })
+            })
+            .collect();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT version, description, (CAST($2 AS VARCHAR) IS NULL OR list_contains(platforms, CAST($2 AS VARCHAR))) FROM packages WHERE package_id = $1")
+            .map_err(db)?;
+        let mut hits = Vec::with_capacity(limit);
+        for (c, score, why) in fuse(q, list, &self.weights) {
+            if hits.len() == limit {
+                break;
+            }
+            let (version, description, on_platform): (Option<String>, Option<String>, bool) =
+                st.query_row(duckdb::params![c.attribute_path, f.platform], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(db)?;
+            if !on_platform {
+                continue;
+            }
+            hits.push(Hit {
                 attribute_path: c.attribute_path,
                 package_name: c.package_name,
-                version: c.version,
-                description: c.description,
+                version: version.unwrap_or_default(),
+                description,
                 main_program: c.main_program,
                 score,
                 why,
-            })
-            .collect())
+            });
+        }
+        Ok(hits)
     }
 }
+
+/// Similarity band below the best vector hit that still contributes.
+const VECTOR_BAND: f32 = 0.12;
 
 /// Okapi BM25 (k1 = 1.2, b = 0.75, log10 idf: the same scores as the fts extension's
 /// `match_bm25`) over the index's own tables, touching only the postings of the query's
@@ -317,7 +394,7 @@ pub fn bm25_cte(stemmer: &str) -> String {
         "WITH q AS (SELECT DISTINCT stem(unnest({FTS_SCHEMA}.tokenize($1)), '{stem}') AS term),
               qt AS (SELECT d.termid, d.df FROM {FTS_SCHEMA}.dict d JOIN q ON d.term = q.term
                      WHERE q.term NOT IN (SELECT sw FROM {FTS_SCHEMA}.stopwords)),
-              tf AS (SELECT t.docid, t.termid, count(*) AS tf FROM {FTS_SCHEMA}.terms t JOIN qt USING (termid) GROUP BY ALL),
+              tf AS (SELECT t.docid, t.termid, t.tf FROM fts_postings t SEMI JOIN qt ON t.termid = qt.termid),
               sc AS (SELECT docs.name AS package_id,
                             sum(log((st.num_docs - qt.df + 0.5) / (qt.df + 0.5) + 1) * tf.tf * 2.2
                                 / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl))) AS score
@@ -326,17 +403,3 @@ pub fn bm25_cte(stemmer: &str) -> String {
     )
 }
 
-/// Numbers the `?` placeholders of a fragment from `start` (`?` → `$5`, `$6`, …).
-fn numbered(fragment: &str, start: usize) -> String {
-    let mut out = String::with_capacity(fragment.len() + 16);
-    let mut n = start;
-    for ch in fragment.chars() {
-        if ch == '?' {
-            out.push_str(&format!("${n}"));
-            n += 1;
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}

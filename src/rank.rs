@@ -20,6 +20,10 @@ pub struct Signals {
     /// 1-based rank in the vector list.
     pub vector_rank: Option<usize>,
     pub vector_similarity: Option<f32>,
+    /// BM25 score relative to the best hit (0..=1), when known.
+    pub bm25_norm: Option<f64>,
+    /// Vector similarity relative to the best hit (0..=1), when known.
+    pub vector_norm: Option<f64>,
 }
 
 /// One candidate package with what is needed to rank and show it.
@@ -62,7 +66,7 @@ impl Default for Weights {
             exact_attr: 100.0,
             exact_name: 80.0,
             exact_program: 75.0,
-            prefix: 60.0,
+            prefix: 75.0,
             typo: 60.0,
             bm25: 40.0,
             vector: 40.0,
@@ -123,16 +127,23 @@ pub fn score(query: &str, c: &Candidate, w: &Weights) -> (f64, Vec<String>) {
         total += w.typo * (1.0 - 0.25 * d as f64);
         why.push(format!("name within {d} edit(s)"));
     }
-    let b = rank_part(w.bm25, s.bm25_rank, w.rank_half);
+    // Relative scores when known (equal scores earn equal credit), else rank decay.
+    let b = match s.bm25_norm {
+        Some(n) => w.bm25 * n.powi(3),
+        None => rank_part(w.bm25, s.bm25_rank, w.rank_half),
+    };
     if b > 0.0 {
         total += b;
         why.push(format!("text match (BM25 #{})", s.bm25_rank.unwrap_or(0)));
     }
     // A single word is usually a name: meaning counts less than for a described need.
     let vector_weight = if query.trim().contains(char::is_whitespace) { w.vector } else { w.vector * w.single_word_vector };
-    let v = rank_part(vector_weight, s.vector_rank, w.rank_half);
+    let v = match s.vector_norm {
+        Some(n) => vector_weight * n,
+        None => rank_part(vector_weight, s.vector_rank, w.rank_half),
+    };
     if v > 0.0 {
-        total += v * s.vector_similarity.map(|x| x.clamp(0.0, 1.0) as f64 + 0.5).unwrap_or(1.0).min(1.0);
+        total += v;
         why.push(format!("similar meaning (vector #{})", s.vector_rank.unwrap_or(0)));
     }
     (total * prior(c, w), why)
