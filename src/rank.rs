@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn program_name_and_typo_rank_high() {
         let w = Weights::default();
-        let prog = cand("ripgrep", Signals { exact_program: true, ..Default::default() });
+        // both have text evidence (ripgrep's document names its program); the program match wins
+        let prog = cand("ripgrep", Signals { exact_program: true, bm25_rank: Some(2), ..Default::default() });
         let noise = cand("rgxg", Signals { prefix: true, bm25_rank: Some(1), ..Default::default() });
         assert!(score("rg", &prog, &w).0 > score("rg", &noise, &w).0);
         let typo = cand("blender", Signals { typo: Some(1), ..Default::default() });
