@@ -52,12 +52,17 @@ pub fn extension_files(dir: &Path) -> (PathBuf, [PathBuf; 2]) {
     (sub, [fts, vss])
 }
 
-/// The DuckDB library version, e.g. `1.5.5`.
+/// The DuckDB library version, e.g. `1.5.5` (asked once per process).
 pub fn duckdb_version() -> String {
-    Connection::open_in_memory()
-        .and_then(|c| c.query_row("SELECT library_version FROM pragma_version()", [], |r| r.get::<_, String>(0)))
-        .map(|v| v.trim_start_matches('v').to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            Connection::open_in_memory()
+                .and_then(|c| c.query_row("SELECT library_version FROM pragma_version()", [], |r| r.get::<_, String>(0)))
+                .map(|v| v.trim_start_matches('v').to_string())
+                .unwrap_or_else(|_| "unknown".into())
+        })
+        .clone()
 }
 
 fn platform() -> &'static str {

@@ -24,11 +24,6 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn to_json(&self) -> Vec<u8> {
-        // Serialising a plain struct of strings and numbers cannot fail.
-        serde_json::to_vec_pretty(self).unwrap_or_default()
-    }
-
     pub fn from_json(bytes: &[u8], what: &str) -> Result<Self, SinkError> {
         let m: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| SinkError::BadManifest { what: what.to_string(), reason: e.to_string() })?;

@@ -2,10 +2,9 @@
 //! exported [`crate::model::Package`] document (as flake-info does). Fields whose type varies
 //! in the wild are kept as JSON values; [`crate::normalize`] decides what they mean.
 //!
-//! [`parse_package_map`] reads the document as a stream: one entry at a time is
+//! [`parse_package_map_slice`] reads the document as a stream: one entry at a time is
 //! deserialised and handed on, so the whole text and a JSON DOM are never held together.
 use std::fmt;
-use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -152,8 +151,10 @@ impl<'de, F: FnMut(RawEntry) -> bool> Visitor<'de> for PackageMapSeed<'_, F> {
 
 const STOPPED: &str = "fdnix: consumer stopped reading";
 
-/// Like [`parse_package_map`], over a document already in memory (several times faster than
-/// reading through `io::Read`; the text is held, but never a DOM of the whole document).
+/// Streams the package map in `text`, calling `emit` once per entry; `emit` returns false to
+/// stop early. Entries are deserialised one at a time into typed raw structs: the text is held,
+/// never a DOM of the whole document (parsing a slice is about 3x faster than `io::Read`).
+/// Returns the number of entries seen.
 pub fn parse_package_map_slice<F: FnMut(RawEntry) -> bool>(text: &[u8], mut emit: F) -> Result<u64, SourceError> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let mut count = 0u64;
@@ -181,17 +182,6 @@ fn finish(res: Result<(), serde_json::Error>, count: u64, end: impl FnOnce() -> 
     Ok(count)
 }
 
-/// Streams the package map in `reader`, calling `emit` once per entry. `emit` returns false
-/// to stop early (for example when the receiving side has gone away). Returns the number of
-/// entries seen.
-pub fn parse_package_map<R: Read, F: FnMut(RawEntry) -> bool>(reader: R, mut emit: F) -> Result<u64, SourceError> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let mut count = 0u64;
-    let seed = PackageMapSeed { emit: &mut emit, top_level: true, count: &mut count };
-    let res = seed.deserialize(&mut de);
-    finish(res, count, || de.end())
-}
-
 fn is_not_object(e: &serde_json::Error) -> bool {
     e.to_string().contains("expected a JSON object mapping attribute paths")
 }
@@ -207,7 +197,7 @@ mod tests {
 
     fn collect(doc: &str) -> Result<Vec<RawEntry>, SourceError> {
         let mut out = Vec::new();
-        parse_package_map(doc.as_bytes(), |e| {
+        parse_package_map_slice(doc.as_bytes(), |e| {
             out.push(e);
             true
         })?;
@@ -258,7 +248,7 @@ mod tests {
     #[test]
     fn early_stop_is_not_an_error() {
         let mut n = 0;
-        let seen = parse_package_map(r#"{"a":{},"b":{},"c":{}}"#.as_bytes(), |_| {
+        let seen = parse_package_map_slice(r#"{"a":{},"b":{},"c":{}}"#.as_bytes(), |_| {
             n += 1;
             n < 2
         })

@@ -6,7 +6,6 @@ mod moto;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::*;
@@ -208,7 +207,6 @@ async fn s3_sink_conforms_against_a_real_server() {
     let (os3, key) = ObjectStoreBlobs::from_url("s3://fdnix-os/nightly/fdnix.duckdb", "x").unwrap();
     assert_eq!(key, "fdnix.duckdb");
     conformance(os3, false).await;
-    let _ = Arc::new(());
 }
 
 /// Throughput benchmark (BENCHMARKS.md): a 500 MB artifact up and down through the S3 sink
@@ -235,6 +233,30 @@ async fn s3_throughput() {
     println!("s3 500 MB: publish {up:.1} s ({:.0} MB/s, includes the server-side copy), fetch+verify {down:.1} s ({:.0} MB/s)", 500.0 / up, 500.0 / down);
 }
 
+/// `fdnix index` configured with the seed's S3 variables against `m`, writing `dir/fdnix.duckdb`.
+fn fdnix_s3(m: &moto::Moto, dir: &Path, mode: &str, embedder: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fdnix"));
+    c.args(["index", "--mode", mode, "--embedder", embedder, "--output"])
+        .arg(dir.join("fdnix.duckdb"))
+        .env("ARTIFACTS_BUCKET", "fdnix-cli")
+        .env("DUCKDB_KEY", "nightly/fdnix.duckdb")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_S3", m.url())
+        .env("FDNIX_S3_FORCE_PATH_STYLE", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("FDNIX_EXTENSION_DIR", ext_dir())
+        .env_remove("AWS_BEARER_TOKEN_BEDROCK");
+    c
+}
+
+/// The published manifest of the CLI test, as JSON.
+async fn manifest_json(client: &aws_sdk_s3::Client) -> serde_json::Value {
+    let o = client.get_object().bucket("fdnix-cli").key("nightly/fdnix.duckdb.manifest.json").send().await.unwrap();
+    serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap()
+}
+
 /// The seed's contract end to end: `fdnix index --mode both` with ARTIFACTS_BUCKET / DUCKDB_KEY /
 /// AWS_REGION publishes artifact and manifest to S3; an embedding-mode run in an empty folder
 /// fetches, verifies and updates them.
@@ -243,25 +265,8 @@ async fn cli_publishes_to_s3_and_embedding_mode_fetches() {
     let m = moto::Moto::start();
     let client = s3_client(&m).await;
     client.create_bucket().bucket("fdnix-cli").send().await.unwrap();
-    let bin = env!("CARGO_BIN_EXE_fdnix");
     let run = |dir: &Path, mode: &str, embedder: &str| {
-        let o = std::process::Command::new(bin)
-            .args(["index", "--json", "--mode", mode, "--embedder", embedder, "--source"])
-            .arg(format!("file:{}", demo().display()))
-            .arg("--output")
-            .arg(dir.join("fdnix.duckdb"))
-            .env("ARTIFACTS_BUCKET", "fdnix-cli")
-            .env("DUCKDB_KEY", "nightly/fdnix.duckdb")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL_S3", m.url())
-            .env("FDNIX_S3_FORCE_PATH_STYLE", "true")
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("FDNIX_EXTENSION_DIR", ext_dir())
-            .env_remove("AWS_BEARER_TOKEN_BEDROCK")
-            .output()
-            .unwrap();
+        let o = fdnix_s3(&m, dir, mode, embedder).arg("--json").arg("--source").arg(format!("file:{}", demo().display())).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
@@ -269,8 +274,7 @@ async fn cli_publishes_to_s3_and_embedding_mode_fetches() {
     let s1 = run(a.path(), "both", "fake");
     assert_eq!(s1["metadata"]["packages_written"], 315);
     let sha1 = s1["published"]["sha256"].as_str().unwrap().to_string();
-    let mf = client.get_object().bucket("fdnix-cli").key("nightly/fdnix.duckdb.manifest.json").send().await.unwrap();
-    let mf: serde_json::Value = serde_json::from_slice(&mf.body.collect().await.unwrap().into_bytes()).unwrap();
+    let mf = manifest_json(&client).await;
     assert_eq!(mf["sha256"], sha1.as_str());
     assert_eq!(mf["package_count"], 315);
     assert_eq!(mf["model"], "fake-hash-256");
@@ -283,28 +287,14 @@ async fn cli_publishes_to_s3_and_embedding_mode_fetches() {
     assert_eq!(s2["embedding"]["reused"], 0);
     let sha2 = s2["published"]["sha256"].as_str().unwrap();
     assert_ne!(sha2, sha1);
-    let mf = client.get_object().bucket("fdnix-cli").key("nightly/fdnix.duckdb.manifest.json").send().await.unwrap();
-    let mf: serde_json::Value = serde_json::from_slice(&mf.body.collect().await.unwrap().into_bytes()).unwrap();
+    let mf = manifest_json(&client).await;
     assert_eq!(mf["sha256"], sha2);
     assert_eq!(mf["model"], "fake-lexical-256");
     // a corrupted published object is refused by the next run
     let c = tempfile::tempdir().unwrap();
     let object = format!("nightly/fdnix.duckdb.v/{}", &sha2[..16]);
     client.put_object().bucket("fdnix-cli").key(&object).body(aws_sdk_s3::primitives::ByteStream::from(b"garbage".to_vec())).send().await.unwrap();
-    let o = std::process::Command::new(bin)
-        .args(["index", "--mode", "embedding", "--embedder", "fake", "--output"])
-        .arg(c.path().join("fdnix.duckdb"))
-        .env("ARTIFACTS_BUCKET", "fdnix-cli")
-        .env("DUCKDB_KEY", "nightly/fdnix.duckdb")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL_S3", m.url())
-        .env("FDNIX_S3_FORCE_PATH_STYLE", "true")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("FDNIX_EXTENSION_DIR", ext_dir())
-        .output()
-        .unwrap();
+    let o = fdnix_s3(&m, c.path(), "embedding", "fake").output().unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("mismatch"), "{err}");
