@@ -128,8 +128,10 @@ pub struct DuckDbStore {
     index_dropped: bool,
 }
 
+/// `packages` is loaded without its key and `package_id` becomes the primary key in
+/// `finish_packages`: one bulk index build instead of an index insert per appended row.
 const PACKAGES_DDL: &str = "CREATE TABLE packages (
-    package_id VARCHAR PRIMARY KEY,
+    package_id VARCHAR NOT NULL,
     package_name VARCHAR NOT NULL,
     version VARCHAR,
     attribute_path VARCHAR NOT NULL,
@@ -430,6 +432,9 @@ impl Store for DuckDbStore {
                 reason: format!("`{}` must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*) that is not a table name", fts.index_name),
             });
         }
+        self.conn.execute_batch("ALTER TABLE packages ADD PRIMARY KEY (package_id);").map_err(|e| {
+            StoreError::Db(format!("making package_id the primary key of packages (is an attribute path listed twice?): {e}"))
+        })?;
         // Every value formatted below was checked against a fixed list or the identifier rule.
         self.conn
             .execute_batch(&format!(

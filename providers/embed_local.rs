@@ -120,8 +120,10 @@ impl Embedder for LocalEmbedder {
         32
     }
     fn max_text_chars(&self) -> usize {
-        // 256 word pieces cover roughly 1,000 characters of English.
-        1200
+        // About 150 word pieces: the name and description plus the start of the long
+        // description, where what a package does is said. Longer inputs cost quadratic
+        // attention time and move the mean-pooled vector away from that summary.
+        600
     }
     fn concurrency(&self) -> usize {
         self.workers

@@ -7,6 +7,8 @@ pub mod source_file;
 pub mod source_nixenv;
 
 #[cfg(feature = "duckdb-store")]
+pub mod bm25;
+#[cfg(feature = "duckdb-store")]
 pub mod duckdb_store;
 #[cfg(feature = "duckdb-store")]
 pub mod search;

@@ -10,6 +10,7 @@ use crate::error::{EmbedError, StoreError};
 use crate::rank::{fuse, typo_budget, Candidate, Signals, Weights};
 use crate::traits::{Embedder, Purpose};
 
+use super::bm25::Bm25Index;
 use super::duckdb_store::{open_connection, FTS_SCHEMA};
 
 /// Longest query text used (characters); the rest is ignored.
@@ -79,10 +80,9 @@ pub struct SearchDb {
     conn: Connection,
     pub info: BTreeMap<String, String>,
     has_vectors: bool,
-    /// The FTS stemmer the index was built with (validated against the fixed list).
-    stemmer: String,
     names: Vec<NameRow>,
     by_id: HashMap<String, usize>,
+    bm25: Bm25Index,
     pub weights: Weights,
 }
 
@@ -181,7 +181,8 @@ impl SearchDb {
             }
         }
         let by_id = names.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
-        Ok(SearchDb { conn, info, has_vectors, stemmer, names, by_id, weights: Weights::default() })
+        let bm25 = Bm25Index::load(&conn, &stemmer)?;
+        Ok(SearchDb { conn, info, has_vectors, names, by_id, bm25, weights: Weights::default() })
     }
 
     /// The model the artifact's vectors were made with, if any.
@@ -196,6 +197,12 @@ impl SearchDb {
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// BM25 alone: the best `limit` packages for `q` with their scores (the same scores as
+    /// the fts extension's `match_bm25`).
+    pub fn bm25(&self, q: &str, limit: usize) -> Result<Vec<(String, f64)>, StoreError> {
+        self.bm25.search(&self.conn, q, limit, |_| true)
     }
 
     fn allowed(&self, id: &str, f: &Filters) -> bool {
@@ -280,21 +287,9 @@ impl SearchDb {
             sig.entry(self.names[i].id.clone()).or_default().typo = Some(d as u32);
         }
 
-        // 4. BM25 over the FTS postings
+        // 4. BM25 over the FTS index, scored in memory
         {
-            let sql = format!("{} SELECT package_id, score FROM sc ORDER BY score DESC, package_id LIMIT {}", bm25_cte(&self.stemmer), PER_GENERATOR * 4);
-            let mut st = self.conn.prepare(&sql).map_err(db)?;
-            let rows = st.query_map([q], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))).map_err(db)?;
-            let mut kept = Vec::new();
-            for r in rows {
-                let (id, score) = r.map_err(db)?;
-                if self.allowed(&id, f) {
-                    kept.push((id, score));
-                    if kept.len() == PER_GENERATOR {
-                        break;
-                    }
-                }
-            }
+            let kept = self.bm25.search(&self.conn, q, PER_GENERATOR, |id| self.allowed(id, f))?;
             let top = kept.first().map(|k| k.1).unwrap_or(1.0).max(1e-9);
             for (i, (id, score)) in kept.into_iter().enumerate() {
                 let s = sig.entry(id).or_default();
@@ -383,23 +378,3 @@ impl SearchDb {
 
 /// Similarity band below the best vector hit that still contributes.
 const VECTOR_BAND: f32 = 0.12;
-
-/// Okapi BM25 (k1 = 1.2, b = 0.75, log10 idf: the same scores as the fts extension's
-/// `match_bm25`) over the index's own tables, touching only the postings of the query's
-/// terms instead of scoring every document. Defines the CTE `sc(package_id, score)` for the
-/// query text `$1`. `stemmer` must come from [`super::duckdb_store::STEMMERS`].
-pub fn bm25_cte(stemmer: &str) -> String {
-    let stem = if super::duckdb_store::STEMMERS.contains(&stemmer) { stemmer } else { "none" };
-    format!(
-        "WITH q AS (SELECT DISTINCT stem(unnest({FTS_SCHEMA}.tokenize($1)), '{stem}') AS term),
-              qt AS (SELECT d.termid, d.df FROM {FTS_SCHEMA}.dict d JOIN q ON d.term = q.term
-                     WHERE q.term NOT IN (SELECT sw FROM {FTS_SCHEMA}.stopwords)),
-              tf AS (SELECT t.docid, t.termid, t.tf FROM fts_postings t SEMI JOIN qt ON t.termid = qt.termid),
-              sc AS (SELECT docs.name AS package_id,
-                            sum(log((st.num_docs - qt.df + 0.5) / (qt.df + 0.5) + 1) * tf.tf * 2.2
-                                / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl))) AS score
-                     FROM tf JOIN qt USING (termid) JOIN {FTS_SCHEMA}.docs docs USING (docid), {FTS_SCHEMA}.stats st
-                     GROUP BY docs.name)"
-    )
-}
-

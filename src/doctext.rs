@@ -36,23 +36,24 @@ fn host_words(url: &str) -> String {
     split_words(host)
 }
 
-/// The BM25 document for a package: names (weighted by repetition), attribute path,
+/// The BM25 document for a package: names, attribute path,
 /// program, descriptions, homepage host, maintainers and licenses.
 pub fn fts_text(p: &Package) -> String {
     let mut parts: Vec<String> = Vec::with_capacity(16);
-    // Names count three times: a name match should outweigh a passing mention.
-    for _ in 0..3 {
-        parts.push(p.package_name.clone());
-    }
+    // Each name once: the name generators (exact, prefix, typo) already carry name matches,
+    // and a shorter document builds a faster index. The attribute path is split into words
+    // (`python312Packages.numpy` → `python312 Packages numpy`), so its last segment and the
+    // set name both count; camel case is split because the tokenizer lower-cases first.
+    parts.push(p.package_name.clone());
     let name_words = split_words(&p.package_name);
     if name_words != p.package_name {
         parts.push(name_words);
     }
-    parts.push(p.attribute_path.clone());
-    parts.push(split_words(&p.attribute_path));
-    if let Some(mp) = &p.main_program {
-        parts.push(mp.clone());
-        parts.push(mp.clone());
+    if p.attribute_path != p.package_name {
+        parts.push(split_words(&p.attribute_path));
+    }
+    if let Some(mp) = p.main_program.as_deref().filter(|mp| *mp != p.package_name) {
+        parts.push(mp.to_string());
     }
     if let Some(d) = &p.description {
         parts.push(d.clone());
@@ -93,7 +94,9 @@ impl From<&Package> for DocFields {
     }
 }
 
-/// The embedding document: meaning-bearing fields first, cut to `max_chars` characters.
+/// The embedding document: name, program and descriptions only, cut to `max_chars` characters.
+/// Homepages and licenses are left to BM25: in a 384-d sentence vector they dilute what the
+/// package does, which is what a described need is matched against.
 pub fn embedding_text(d: &DocFields, max_chars: usize) -> String {
     let mut s = String::with_capacity(512);
     s.push_str(&d.package_name);
@@ -110,19 +113,6 @@ pub fn embedding_text(d: &DocFields, max_chars: usize) -> String {
     if let Some(ld) = d.long_description.as_deref().filter(|x| !x.trim().is_empty()) {
         s.push(' ');
         s.push_str(&ld.split_whitespace().collect::<Vec<_>>().join(" "));
-    }
-    if let Some(h) = d.homepage.first() {
-        let hw = host_words(h);
-        if !hw.is_empty() {
-            s.push_str(" Homepage: ");
-            s.push_str(&hw);
-            s.push('.');
-        }
-    }
-    if !d.licenses.is_empty() {
-        s.push_str(" License: ");
-        s.push_str(&d.licenses.join(", "));
-        s.push('.');
     }
     truncate_chars(&s, max_chars)
 }
@@ -179,8 +169,12 @@ mod tests {
             main_program: Some("zathura".into()),
             description: Some("A highly customizable and functional PDF viewer".into()),
             long_description: Some("long ".repeat(1000)),
+            homepage: vec!["https://pwmt.org/projects/zathura".into()],
+            licenses: vec!["Zlib".into()],
             ..Default::default()
         };
+        let short = embedding_text(&DocFields { long_description: None, ..d.clone() }, 300);
+        assert_eq!(short, "zathura: A highly customizable and functional PDF viewer.", "homepage and license stay out of the vector text");
         let t = embedding_text(&d, 300);
         assert!(t.starts_with("zathura: A highly customizable"));
         assert_eq!(t.chars().count(), 300);

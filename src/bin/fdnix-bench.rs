@@ -100,7 +100,7 @@ async fn texts_of(dump: &PathBuf) -> Result<(tempfile::TempDir, PathBuf, Vec<Str
     let mut st = fdnix::traits::StoreFactory::open(&store, &out)?;
     let docs = st.embedding_inputs(&Default::default()).await?;
     st.close().await?;
-    let texts = docs.iter().map(|d| fdnix::doctext::embedding_text(d, 1200)).collect();
+    let texts = docs.iter().map(|d| fdnix::doctext::embedding_text(d, 600)).collect();
     Ok((dir, out, texts))
 }
 
