@@ -94,25 +94,30 @@ impl From<&Package> for DocFields {
     }
 }
 
-/// The embedding document: name, program and descriptions only, cut to `max_chars` characters.
-/// Homepages and licenses are left to BM25: in a 384-d sentence vector they dilute what the
-/// package does, which is what a described need is matched against.
+/// The embedding document: name, program and the one-line description; the long description
+/// only stands in when there is no description. A described need ("pdf viewer") is matched
+/// against what a package says it is. Mean-pooled over a long text, that summary is diluted,
+/// and it is the established packages that tend to carry long descriptions, so including
+/// them ranked well-known tools below terse lookalikes (measured: BENCHMARKS.md). Homepages,
+/// licenses and the long description stay searchable through BM25.
 pub fn embedding_text(d: &DocFields, max_chars: usize) -> String {
-    let mut s = String::with_capacity(512);
+    let mut s = String::with_capacity(256);
     s.push_str(&d.package_name);
     if let Some(mp) = d.main_program.as_deref().filter(|mp| *mp != d.package_name) {
         s.push_str(" (");
         s.push_str(mp);
         s.push(')');
     }
-    if let Some(desc) = d.description.as_deref().filter(|x| !x.trim().is_empty()) {
+    let clean = |x: &str| x.split_whitespace().collect::<Vec<_>>().join(" ");
+    let summary = d
+        .description
+        .as_deref()
+        .filter(|x| !x.trim().is_empty())
+        .or_else(|| d.long_description.as_deref().filter(|x| !x.trim().is_empty()));
+    if let Some(desc) = summary {
         s.push_str(": ");
-        s.push_str(desc.trim().trim_end_matches('.'));
+        s.push_str(clean(desc).trim_end_matches('.'));
         s.push('.');
-    }
-    if let Some(ld) = d.long_description.as_deref().filter(|x| !x.trim().is_empty()) {
-        s.push(' ');
-        s.push_str(&ld.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     truncate_chars(&s, max_chars)
 }
@@ -175,9 +180,11 @@ mod tests {
         };
         let short = embedding_text(&DocFields { long_description: None, ..d.clone() }, 300);
         assert_eq!(short, "zathura: A highly customizable and functional PDF viewer.", "homepage and license stay out of the vector text");
-        let t = embedding_text(&d, 300);
-        assert!(t.starts_with("zathura: A highly customizable"));
-        assert_eq!(t.chars().count(), 300);
+        let t = embedding_text(&d, 30);
+        assert_eq!(t, "zathura: A highly customizable");
+        assert_eq!(embedding_text(&d, 300), "zathura: A highly customizable and functional PDF viewer.", "no long description next to a description");
+        let only_long = DocFields { description: None, long_description: Some("Views  PDF\nfiles.".into()), ..d.clone() };
+        assert_eq!(embedding_text(&only_long, 300), "zathura: Views PDF files.", "the long description stands in for a missing one");
         assert_eq!(text_hash(&t), text_hash(&t.clone()));
         assert_ne!(text_hash(&t), text_hash("zathura"));
         assert_eq!(truncate_chars("héllo", 2), "hé");
