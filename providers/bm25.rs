@@ -3,8 +3,8 @@
 //! `PRAGMA create_fts_index` writes `dict`, `docs`, `stats`, `stopwords` and the term list;
 //! `match_bm25` scores every document of the table for every query. This loads the same
 //! index once (postings ordered by term, as `fts_postings` stores them) and scores only the
-//! documents that hold a query term: the same Okapi BM25 (k1 = 1.2, b = 0.75, log10 idf),
-//! the same scores, in well under a millisecond. The query's tokens and stems come from the
+//! documents that hold a query term: the same Okapi BM25 (log10 idf; k1 = 1.2, b = 0.75 unless told
+//! otherwise), the same scores, in well under a millisecond. The query's tokens and stems come from the
 //! extension itself (`tokenize`, `stem`), so the two can never tokenise differently.
 use std::collections::{HashMap, HashSet};
 
@@ -16,8 +16,18 @@ use crate::error::StoreError;
 
 use super::duckdb_store::{FTS_SCHEMA, STEMMERS};
 
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
+/// Okapi BM25 parameters. The default is the fts extension's own (`match_bm25`'s `k` and `b`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Bm25Params {
+    pub k1: f64,
+    pub b: f64,
+}
+
+impl Default for Bm25Params {
+    fn default() -> Self {
+        Bm25Params { k1: 1.2, b: 0.75 }
+    }
+}
 
 fn db(e: duckdb::Error) -> StoreError {
     StoreError::Db(e.to_string())
@@ -144,13 +154,13 @@ impl Bm25Index {
 
     /// All documents holding a query term with their scores, best first (ties by package_id).
     /// `keep` decides which documents may be returned; at most `limit` are.
-    pub fn search(&self, conn: &Connection, q: &str, limit: usize, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, f64)>, StoreError> {
+    pub fn search(&self, conn: &Connection, q: &str, limit: usize, p: Bm25Params, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, f64)>, StoreError> {
         let terms = self.query_terms(conn, q)?;
-        Ok(self.score_terms(&terms, limit, keep))
+        Ok(self.score_terms(&terms, limit, p, keep))
     }
 
     /// Scores already extracted terms (see [`Self::query_terms`]).
-    pub fn score_terms(&self, terms: &[String], limit: usize, keep: impl Fn(&str) -> bool) -> Vec<(String, f64)> {
+    pub fn score_terms(&self, terms: &[String], limit: usize, p: Bm25Params, keep: impl Fn(&str) -> bool) -> Vec<(String, f64)> {
         let mut acc = vec![0.0f64; self.doc_name.len()];
         let mut touched: Vec<u32> = Vec::new();
         for t in terms {
@@ -165,7 +175,7 @@ impl Bm25Index {
                 if *slot == 0.0 {
                     touched.push(d);
                 }
-                *slot += idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / self.avgdl));
+                *slot += idf * tf * (p.k1 + 1.0) / (tf + p.k1 * (1.0 - p.b + p.b * len / self.avgdl));
             }
         }
         let mut scored: Vec<(u32, f64)> = touched.into_iter().map(|d| (d, acc[d as usize])).collect();

@@ -10,7 +10,7 @@ use crate::error::{EmbedError, StoreError};
 use crate::rank::{fuse, typo_budget, Candidate, Signals, Weights};
 use crate::traits::{Embedder, Purpose};
 
-use super::bm25::Bm25Index;
+use super::bm25::{Bm25Index, Bm25Params};
 use super::duckdb_store::{open_connection, FTS_SCHEMA};
 
 /// Longest query text used (characters); the rest is ignored.
@@ -73,6 +73,8 @@ struct NameRow {
     broken: bool,
     insecure: bool,
     free: bool,
+    version: String,
+    description: Option<String>,
 }
 
 /// An artifact opened read-only for searching.
@@ -154,7 +156,7 @@ impl SearchDb {
             let mut st = conn
                 .prepare(
                     "SELECT n.package_id, n.name, n.last, n.attr, n.program, p.attr_depth, p.broken, p.insecure, coalesce(n.free, false),
-                            p.package_name, p.main_program, len(p.maintainers)
+                            p.package_name, p.main_program, len(p.maintainers), p.version, p.description
                      FROM search_names n JOIN packages p ON p.package_id = n.package_id",
                 )
                 .map_err(db)?;
@@ -173,6 +175,8 @@ impl SearchDb {
                         package_name: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
                         main_program: r.get(10)?,
                         maintainers: r.get::<_, Option<i64>>(11)?.unwrap_or(0) as u32,
+                        version: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                        description: r.get(13)?,
                     })
                 })
                 .map_err(db)?;
@@ -200,9 +204,9 @@ impl SearchDb {
     }
 
     /// BM25 alone: the best `limit` packages for `q` with their scores (the same scores as
-    /// the fts extension's `match_bm25`).
-    pub fn bm25(&self, q: &str, limit: usize) -> Result<Vec<(String, f64)>, StoreError> {
-        self.bm25.search(&self.conn, q, limit, |_| true)
+    /// the fts extension's `match_bm25` with the same `k` and `b`).
+    pub fn bm25(&self, q: &str, limit: usize, p: Bm25Params) -> Result<Vec<(String, f64)>, StoreError> {
+        self.bm25.search(&self.conn, q, limit, p, |_| true)
     }
 
     fn allowed(&self, id: &str, f: &Filters) -> bool {
@@ -289,7 +293,8 @@ impl SearchDb {
 
         // 4. BM25 over the FTS index, scored in memory
         {
-            let kept = self.bm25.search(&self.conn, q, PER_GENERATOR, |id| self.allowed(id, f))?;
+            let p = Bm25Params { k1: self.weights.bm25_k1, b: self.weights.bm25_b };
+            let kept = self.bm25.search(&self.conn, q, PER_GENERATOR, p, |id| self.allowed(id, f))?;
             let top = kept.first().map(|k| k.1).unwrap_or(1.0).max(1e-9);
             for (i, (id, score)) in kept.into_iter().enumerate() {
                 let s = sig.entry(id).or_default();
@@ -329,7 +334,7 @@ impl SearchDb {
             }
         }
 
-        // fuse in memory, then fetch the shown fields of the best ones by primary key
+        // fuse in memory
         let list: Vec<Candidate> = sig
             .into_iter()
             .filter_map(|(id, signals)| {
@@ -348,25 +353,28 @@ impl SearchDb {
                 })
             })
             .collect();
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT version, description, (CAST($2 AS VARCHAR) IS NULL OR list_contains(platforms, CAST($2 AS VARCHAR))) FROM packages WHERE package_id = $1")
-            .map_err(db)?;
+        // Shown fields come from memory; only a platform filter needs the table.
+        let mut on_platform = match &f.platform {
+            Some(_) => Some(self.conn.prepare_cached("SELECT list_contains(platforms, CAST($2 AS VARCHAR)) FROM packages WHERE package_id = $1").map_err(db)?),
+            None => None,
+        };
         let mut hits = Vec::with_capacity(limit);
         for (c, score, why) in fuse(q, list, &self.weights) {
             if hits.len() == limit {
                 break;
             }
-            let (version, description, on_platform): (Option<String>, Option<String>, bool) =
-                st.query_row(duckdb::params![c.attribute_path, f.platform], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(db)?;
-            if !on_platform {
-                continue;
+            if let Some(st) = on_platform.as_mut() {
+                let ok: Option<bool> = st.query_row(duckdb::params![c.attribute_path, f.platform], |r| r.get(0)).map_err(db)?;
+                if ok != Some(true) {
+                    continue;
+                }
             }
+            let Some(n) = self.by_id.get(&c.attribute_path).map(|&i| &self.names[i]) else { continue };
             hits.push(Hit {
+                version: n.version.clone(),
+                description: n.description.clone(),
                 attribute_path: c.attribute_path,
                 package_name: c.package_name,
-                version: version.unwrap_or_default(),
-                description,
                 main_program: c.main_program,
                 score,
                 why,

@@ -215,18 +215,22 @@ async fn fast_bm25_matches_match_bm25() {
     let sdb = fdnix::providers::search::SearchDb::open(&out, &ext_dir()).unwrap();
     let c = sdb.connection();
     let mut nonempty = 0;
-    for q in ["pdf viewer", "python library", "rust command line tool", "gnome", "x'; --", "the", "Ünïcode ½ ünknown"] {
-        let mut a = c
-            .prepare("SELECT package_id, s FROM (SELECT package_id, fts_main_packages_fts_source.match_bm25(package_id, ?) s FROM packages_fts_source) WHERE s IS NOT NULL ORDER BY s DESC, package_id LIMIT 20")
-            .unwrap();
-        let want: Vec<(String, f64)> = a.query_map([q], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
-        let got = sdb.bm25(q, 20).unwrap();
-        assert_eq!(want.len(), got.len(), "{q}");
-        nonempty += usize::from(!got.is_empty());
-        for (w, g) in want.iter().zip(&got) {
-            assert_eq!(w.0, g.0, "{q}");
-            assert!((w.1 - g.1).abs() < 1e-6, "{q}: {} vs {}", w.1, g.1);
+    // the fts extension's defaults, and the length normalisation search ranks with
+    for (k1, b) in [(1.2, 0.75), (1.2, 0.5)] {
+        let p = fdnix::providers::bm25::Bm25Params { k1, b };
+        for q in ["pdf viewer", "python library", "rust command line tool", "gnome", "x'; --", "the", "Ünïcode ½ ünknown"] {
+            let mut a = c
+                .prepare("SELECT package_id, s FROM (SELECT package_id, fts_main_packages_fts_source.match_bm25(package_id, ?, k := ?, b := ?) s FROM packages_fts_source) WHERE s IS NOT NULL ORDER BY s DESC, package_id LIMIT 20")
+                .unwrap();
+            let want: Vec<(String, f64)> = a.query_map(duckdb::params![q, k1, b], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+            let got = sdb.bm25(q, 20, p).unwrap();
+            assert_eq!(want.len(), got.len(), "{q}");
+            nonempty += usize::from(!got.is_empty());
+            for (w, g) in want.iter().zip(&got) {
+                assert_eq!(w.0, g.0, "{q} b={b}");
+                assert!((w.1 - g.1).abs() < 1e-6, "{q} b={b}: {} vs {}", w.1, g.1);
+            }
         }
     }
-    assert!(nonempty >= 4, "the comparison must cover queries with hits");
+    assert!(nonempty >= 8, "the comparison must cover queries with hits");
 }
