@@ -75,6 +75,8 @@ struct NameRow {
     free: bool,
     version: String,
     description: Option<String>,
+    /// Other packages naming this one in their descriptions (see [`crate::rank::mention_counts`]).
+    mentions: u32,
 }
 
 /// An artifact opened read-only for searching.
@@ -177,11 +179,21 @@ impl SearchDb {
                         maintainers: r.get::<_, Option<i64>>(11)?.unwrap_or(0) as u32,
                         version: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
                         description: r.get(13)?,
+                        mentions: 0,
                     })
                 })
                 .map_err(db)?;
             for r in rows {
                 names.push(r.map_err(db)?);
+            }
+        }
+        {
+            let pnames: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+            let descs: Vec<Option<&str>> = names.iter().map(|n| n.description.as_deref()).collect();
+            let counts = crate::rank::mention_counts(&pnames, &descs);
+            for n in names.iter_mut() {
+                let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+                n.mentions = get(&n.name).max(get(&n.last));
             }
         }
         let by_id = names.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
@@ -228,7 +240,10 @@ impl SearchDb {
                 if e.model_id() != model || e.dimensions() != dim {
                     return Err(SearchError::ModelMismatch { artifact: model, artifact_dim: dim, embedder: e.model_id(), embedder_dim: e.dimensions() });
                 }
-                e.embed(&[q.clone()], Purpose::Query).await?.into_iter().next()
+                let t = std::time::Instant::now();
+                let v = e.embed(&[q.clone()], Purpose::Query).await?.into_iter().next();
+                tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "query embedded");
+                v
             }
             _ => None,
         };
@@ -237,6 +252,7 @@ impl SearchDb {
 
     /// Search with an already embedded query (or none).
     pub fn search_with_vector(&self, q: &str, limit: usize, f: &Filters, qvec: Option<&[f32]>) -> Result<Vec<Hit>, StoreError> {
+        let t0 = std::time::Instant::now();
         let mut sig: HashMap<String, Signals> = HashMap::new();
         let single_word = !q.contains(char::is_whitespace);
         let qc: Vec<char> = q.chars().collect();
@@ -291,6 +307,7 @@ impl SearchDb {
             sig.entry(self.names[i].id.clone()).or_default().typo = Some(d as u32);
         }
 
+        let t_names = t0.elapsed();
         // 4. BM25 over the FTS index, scored in memory
         {
             let p = Bm25Params { k1: self.weights.bm25_k1, b: self.weights.bm25_b };
@@ -303,6 +320,7 @@ impl SearchDb {
             }
         }
 
+        let t_bm25 = t0.elapsed();
         // 5. vector kNN through the HNSW index
         if let (Some(v), Some((_, dim))) = (qvec, self.model()) {
             if v.len() == dim && v.iter().all(|x| x.is_finite()) {
@@ -334,6 +352,7 @@ impl SearchDb {
             }
         }
 
+        let t_vec = t0.elapsed();
         // fuse in memory
         let list: Vec<Candidate> = sig
             .into_iter()
@@ -349,6 +368,7 @@ impl SearchDb {
                     broken: n.broken,
                     insecure: n.insecure,
                     maintainers: n.maintainers,
+                    mentions: n.mentions,
                     signals,
                 })
             })
@@ -380,6 +400,8 @@ impl SearchDb {
                 why,
             });
         }
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(names_ms = ms(t_names), bm25_ms = ms(t_bm25 - t_names), vector_ms = ms(t_vec - t_bm25), fuse_ms = ms(t0.elapsed() - t_vec), "search stages");
         Ok(hits)
     }
 }

@@ -1,6 +1,10 @@
 //! `fdnix`: the command-line edge. Errors are `anyhow` here; the library's are typed.
 mod compose;
 
+/// mimalloc: the metadata phase makes millions of small allocations (platform lists, JSON values).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -53,7 +53,7 @@ pub fn normalize(entry: RawEntry) -> Result<Normalized, Skip> {
     let long_description = take_text(&mut meta, "longDescription", &mut warnings).map_err(&skip)?;
     let homepage = match meta.remove("homepage") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => vec![clean(&s)],
+        Some(Value::String(s)) => vec![clean_owned(s)],
         Some(v @ Value::Array(_)) => string_list(v, "meta.homepage").map_err(&skip)?,
         Some(other) => return Err(skip(format!("meta.homepage: expected a string or list of strings, got {}", kind(&other)))),
     };
@@ -134,6 +134,12 @@ pub fn clean(s: &str) -> String {
     if s.contains('\0') { s.replace('\0', "") } else { s.to_string() }
 }
 
+/// [`clean`] for an owned string: no copy when there is nothing to strip (the common case;
+/// the dump has millions of platform strings).
+pub fn clean_owned(s: String) -> String {
+    if s.contains('\0') { s.replace('\0', "") } else { s }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -148,7 +154,7 @@ fn kind(v: &Value) -> &'static str {
 fn opt_string(v: Option<Value>, field: &str) -> Result<Option<String>, String> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(clean(&s))),
+        Some(Value::String(s)) => Ok(Some(clean_owned(s))),
         Some(other) => Err(format!("{field}: expected a string, got {}", kind(&other))),
     }
 }
@@ -180,11 +186,11 @@ fn string_list(v: Value, field: &str) -> Result<Vec<String>, String> {
             .into_iter()
             .enumerate()
             .map(|(i, it)| match it {
-                Value::String(s) => Ok(clean(&s)),
+                Value::String(s) => Ok(clean_owned(s)),
                 other => Err(format!("{field}[{i}]: expected a string, got {}", kind(&other))),
             })
             .collect(),
-        Value::String(s) => Ok(vec![clean(&s)]),
+        Value::String(s) => Ok(vec![clean_owned(s)]),
         other => Err(format!("{field}: expected a list of strings, got {}", kind(&other))),
     }
 }
@@ -215,7 +221,7 @@ pub fn licenses(v: Option<Value>) -> Result<(Vec<License>, LicenseForm), String>
     match v {
         None | Some(Value::Null) => Ok((Vec::new(), LicenseForm::Absent)),
         Some(Value::Object(m)) => Ok((vec![license_object(&m, "meta.license")?], LicenseForm::Object)),
-        Some(Value::String(s)) => Ok((vec![License { text: Some(clean(&s)), ..Default::default() }], LicenseForm::String)),
+        Some(Value::String(s)) => Ok((vec![License { text: Some(clean_owned(s)), ..Default::default() }], LicenseForm::String)),
         Some(Value::Array(items)) => {
             if items.is_empty() {
                 return Ok((Vec::new(), LicenseForm::EmptyList));
@@ -230,7 +236,7 @@ pub fn licenses(v: Option<Value>) -> Result<(Vec<License>, LicenseForm), String>
                     }
                     Value::String(s) => {
                         strings += 1;
-                        out.push(License { text: Some(clean(&s)), ..Default::default() });
+                        out.push(License { text: Some(clean_owned(s)), ..Default::default() });
                     }
                     other => return Err(format!("meta.license[{i}]: expected an object or a string, got {}", kind(&other))),
                 }
@@ -268,7 +274,7 @@ fn maintainers(v: Option<Value>) -> Result<Vec<Maintainer>, String> {
                 };
                 Ok(Maintainer { name: s("name")?, email: s("email")?, github: s("github")?, github_id, matrix: s("matrix")? })
             }
-            Value::String(s) => Ok(Maintainer { name: Some(clean(&s)), ..Default::default() }),
+            Value::String(s) => Ok(Maintainer { name: Some(clean_owned(s)), ..Default::default() }),
             other => Err(format!("meta.maintainers[{i}]: expected an object, got {}", kind(&other))),
         })
         .collect()
@@ -278,14 +284,14 @@ fn platforms(v: Option<Value>) -> Result<(Vec<String>, Vec<String>), String> {
     let items = match v {
         None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
         Some(Value::Array(items)) => items,
-        Some(Value::String(s)) => return Ok((vec![clean(&s)], Vec::new())),
+        Some(Value::String(s)) => return Ok((vec![clean_owned(s)], Vec::new())),
         Some(o @ Value::Object(_)) => vec![o],
         Some(other) => return Err(format!("meta.platforms: expected a list, got {}", kind(&other))),
     };
     let (mut names, mut patterns) = (Vec::new(), Vec::new());
     for (i, it) in items.into_iter().enumerate() {
         match it {
-            Value::String(s) => names.push(clean(&s)),
+            Value::String(s) => names.push(clean_owned(s)),
             o @ Value::Object(_) => patterns.push(clean(&o.to_string())),
             other => return Err(format!("meta.platforms[{i}]: expected a string or a pattern object, got {}", kind(&other))),
         }

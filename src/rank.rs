@@ -39,6 +39,9 @@ pub struct Candidate {
     pub insecure: bool,
     /// Number of maintainers: a weak sign of how much a package is used.
     pub maintainers: u32,
+    /// How many other packages name this one in their description ("plugin for X",
+    /// "X clone", "frontend for X"): how much of nixpkgs is built around it.
+    pub mentions: u32,
     pub signals: Signals,
 }
 
@@ -58,6 +61,10 @@ pub struct Weights {
     pub rank_half: f64,
     /// Multipliers for attribute-path depth 0, 1 and deeper.
     pub depth: [f64; 3],
+    /// Prior gain per natural-log unit of (1 + mentions by other packages).
+    pub mentions: f64,
+    /// Prior gain of the attribute whose last segment is the package's own name.
+    pub canonical: f64,
     /// BM25 term-frequency saturation and length normalisation used for ranking.
     pub bm25_k1: f64,
     pub bm25_b: f64,
@@ -76,6 +83,8 @@ impl Default for Weights {
             single_word_vector: 0.6,
             rank_half: 3.0,
             depth: [1.0, 0.7, 0.55],
+            mentions: 0.1,
+            canonical: 0.05,
             // Less length normalisation than the fts default (0.75): a long, careful description
             // marks an established package more often than it dilutes one (BENCHMARKS.md).
             bm25_k1: 1.2,
@@ -84,12 +93,85 @@ impl Default for Weights {
     }
 }
 
-/// Package sets whose members should rarely beat a top-level package of the same name.
-const DEEP_SETS: &[&str] = &[
-    "python", "haskellPackages", "rPackages", "nodePackages", "perlPackages", "emacsPackages", "vimPlugins", "luaPackages", "lua5",
-    "ocamlPackages", "rubyPackages", "php", "texlive", "linuxKernel", "linuxPackages", "akkuPackages", "chickenPackages", "coqPackages",
-    "beamPackages", "elmPackages", "idrisPackages", "octavePackages", "tclPackages", "typstPackages", "gnomeExtensions", "kodiPackages",
+/// Package sets whose members should rarely beat a top-level package of the same name, beyond
+/// those named like one (see [`is_package_set`]).
+const DEEP_SETS: &[&str] = &["python", "php", "texlive", "linuxKernel", "lua5", "gnomeExtensions", "haskell", "dotnetPackages"];
+
+/// A first attribute-path segment that names a package set: `python312Packages`,
+/// `luajitPackages`, `vimPlugins`, `mpvScripts`, `ankiAddons`, `kdePackages`, …
+pub fn is_package_set(first: &str) -> bool {
+    const SUFFIXES: &[&str] = &["Packages", "Plugins", "Extensions", "Modules", "Addons", "Scripts", "Pkgs", "packages"];
+    DEEP_SETS.iter().any(|s| first.starts_with(s)) || SUFFIXES.iter().any(|s| first.len() > s.len() && (first.ends_with(s) || first.contains(&format!("{s}_"))))
+}
+
+/// Words before a name that make it a reference to another package: "plugin *for* zathura",
+/// "implementation *of* jq", "inspired *by* hey".
+const REF_BEFORE: &[&str] = &["for", "of", "with", "like", "by", "to", "on", "from", "around", "than", "over", "using", "via", "into", "atop"];
+/// Words after a name that make it a reference: "jq *clone*", "hyprland *plugin*", "mpd *client*".
+const REF_AFTER: &[&str] = &[
+    "clone", "plugin", "plugins", "extension", "extensions", "frontend", "front-end", "wrapper", "module", "modules", "bindings", "binding",
+    "theme", "themes", "compatible", "alternative", "replacement", "fork", "port", "client", "config", "configuration", "integration",
+    "addon", "addons", "script", "scripts", "support", "gui", "tui", "backend", "server", "rewrite", "implementation", "interface",
+    "widget", "applet", "companion", "helper", "utility", "tool", "tools", "library", "api", "protocol",
 ];
+
+/// For each package (lower-cased pname and description), how many *other* pnames refer to it
+/// in their descriptions: the name is a word there, right after a word such as "for" or "of"
+/// or right before one such as "plugin" or "clone". The context keeps names that are also
+/// common words ("hex editor", "release notes") from counting. Words are runs of
+/// `[a-z0-9+_-]` starting with a letter or digit, so `magic-wormhole` and `c++` are whole
+/// words; each pname counts once however many attribute paths (`python311Packages.x`,
+/// `python312Packages.x`) repeat its description.
+///
+/// Returns the count of every referred word; look a package up by its pname and by the last
+/// segment of its attribute path (`ghostscript` is the attribute of pname `ghostscript-with-X`).
+pub fn mention_counts(names: &[&str], descriptions: &[Option<&str>]) -> std::collections::HashMap<String, u32> {
+    use std::collections::{HashMap, HashSet};
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    let mut order: Vec<usize> = (0..names.len().min(descriptions.len())).collect();
+    order.sort_by_key(|&i| names[i]);
+    let mut start = 0;
+    while start < order.len() {
+        let own = names[order[start]];
+        let mut end = start;
+        let mut refs: HashSet<String> = HashSet::new();
+        while end < order.len() && names[order[end]] == own {
+            if let Some(d) = descriptions[order[end]] {
+                let words = description_words(d);
+                for (i, w) in words.iter().enumerate() {
+                    let before = i.checked_sub(1).map(|j| words[j].as_str()).unwrap_or("");
+                    let after = words.get(i + 1).map(String::as_str).unwrap_or("");
+                    if w.as_str() != own && (REF_BEFORE.contains(&before) || REF_AFTER.contains(&after)) {
+                        refs.insert(w.clone());
+                    }
+                }
+            }
+            end += 1;
+        }
+        for w in refs {
+            *counts.entry(w).or_default() += 1;
+        }
+        start = end;
+    }
+    counts
+}
+
+fn description_words(d: &str) -> Vec<String> {
+    let lower = d.to_lowercase();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in lower.chars() {
+        if c.is_ascii_alphanumeric() || (!cur.is_empty() && matches!(c, '+' | '_' | '-')) {
+            cur.push(c);
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
 
 fn rank_part(weight: f64, rank: Option<usize>, half: f64) -> f64 {
     match rank {
@@ -165,11 +247,18 @@ pub fn prior(c: &Candidate, w: &Weights) -> f64 {
         _ => w.depth[2],
     };
     let first = c.attribute_path.split('.').next().unwrap_or("");
-    let set = if c.attr_depth > 0 && DEEP_SETS.iter().any(|s| first.starts_with(s)) { 0.85 } else { 1.0 };
+    let set = if c.attr_depth > 0 && is_package_set(first) { 0.85 } else { 1.0 };
     let len = c.attribute_path.chars().count().min(60) as f64;
     // Well-maintained packages are more often the one meant: up to +12 % for 4+ maintainers.
     let care = 1.0 + 0.03 * c.maintainers.min(4) as f64;
-    let mut p = depth * set * care * (1.0 - 0.003 * len);
+    // Software that other packages are built around (plugins, frontends, clones) is more often
+    // the one meant: +7 % at 1 mention, +24 % at 10, capped at 100.
+    let footprint = 1.0 + w.mentions * (1.0 + c.mentions.min(100) as f64).ln();
+    // Among attributes of one package (ghostscript, ghostscriptX, ghostscript_headless), the
+    // one named like the package is the canonical build.
+    let last = c.attribute_path.rsplit('.').next().unwrap_or("");
+    let canonical = if !c.package_name.is_empty() && last.eq_ignore_ascii_case(&c.package_name) { 1.0 + w.canonical } else { 1.0 };
+    let mut p = depth * set * care * footprint * canonical * (1.0 - 0.003 * len);
     if c.broken || c.insecure {
         p *= 0.5;
     }
@@ -241,6 +330,73 @@ mod tests {
         let typo = cand("blender", Signals { typo: Some(1), ..Default::default() });
         let text = cand("blender-addon", Signals { bm25_rank: Some(1), ..Default::default() });
         assert!(score("blnder", &typo, &w).0 > score("blnder", &text, &w).0);
+    }
+
+    #[test]
+    fn package_sets_are_recognised_by_name() {
+        for set in ["python312Packages", "luajitPackages", "vimPlugins", "mpvScripts", "gnomeExtensions", "ocamlPackages_4_14", "texlive"] {
+            assert!(is_package_set(set), "{set}");
+        }
+        for top in ["ripgrep", "imagemagick", "Packages", "packages", "kitty"] {
+            assert!(!is_package_set(top), "{top}");
+        }
+        // a namesake inside a set with no list entry of its own is still demoted
+        let w = Weights::default();
+        let top = cand("imagemagick", Signals { exact_program: true, ..Default::default() });
+        let deep = cand("luajitPackages.magick", Signals { exact_name: true, ..Default::default() });
+        assert!(score("magick", &top, &w).0 > score("magick", &deep, &w).0);
+    }
+
+    #[test]
+    fn mentions_count_distinct_other_packages() {
+        let names = ["zathura", "zathura-pdf-mupdf", "zathura-pdf-mupdf", "tdf", "jaq", "gojq", "jq", "hex", "hexedit", "c++filt"];
+        let descs = [
+            Some("Highly customizable PDF viewer"),
+            Some("PDF plugin for zathura (mupdf backend)"),
+            Some("PDF plugin for zathura (mupdf backend)"), // the same pname again: counted once
+            Some("Tui-based PDF viewer, like Zathura."),     // case and punctuation do not matter
+            Some("Jq clone focused on correctness"),
+            Some("Pure Go implementation of jq"),
+            Some("Lightweight and flexible command-line JSON processor; jq is not jquery"),
+            Some("Futuristic take on hexdump"),
+            Some("Hex editor with a curses interface"), // a common word, not a reference
+            None,
+        ];
+        let m = mention_counts(&names, &descs);
+        let n = |k: &str| m.get(k).copied().unwrap_or(0);
+        assert_eq!(n("zathura"), 2, "zathura: a plugin and tdf");
+        assert_eq!(n("tdf"), 0, "tdf");
+        assert_eq!(n("jq"), 2, "jq: jaq and gojq, not itself");
+        assert_eq!(n("jaq"), 0);
+        assert_eq!(n("hex"), 0, "`hex editor` does not refer to the hex package");
+        assert!(mention_counts(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn mentions_by_other_packages_break_ties() {
+        let w = Weights::default();
+        let s = Signals { bm25_rank: Some(1), bm25_norm: Some(1.0), ..Default::default() };
+        let known = Candidate { mentions: 12, ..cand("zathura", s.clone()) };
+        let unknown = cand("tdf", s);
+        assert!(score("pdf viewer", &known, &w).0 > score("pdf viewer", &unknown, &w).0);
+        // but they do not outweigh an exact name
+        let exact = cand("tdf", Signals { exact_name: true, ..Default::default() });
+        let famous = Candidate { mentions: 100, ..cand("zathura", Signals { prefix: true, ..Default::default() }) };
+        assert!(score("tdf", &exact, &w).0 > score("tdf", &famous, &w).0);
+        // and the effect is capped
+        let a = Candidate { mentions: 100, ..known.clone() };
+        let b = Candidate { mentions: 100_000, ..known };
+        assert_eq!(prior(&a, &w), prior(&b, &w));
+    }
+
+    #[test]
+    fn the_canonical_attribute_beats_its_variants() {
+        let w = Weights::default();
+        let s = Signals { exact_program: true, ..Default::default() };
+        let canon = Candidate { package_name: "ghostscript".into(), ..cand("ghostscript", s.clone()) };
+        // a shorter attribute path would otherwise win on length
+        let variant = Candidate { package_name: "ghostscript".into(), ..cand("gs9", s) };
+        assert!(score("gs", &canon, &w).0 > score("gs", &variant, &w).0);
     }
 
     #[test]

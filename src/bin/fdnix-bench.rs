@@ -10,6 +10,10 @@
 #[allow(dead_code)]
 mod standin;
 
+/// mimalloc: the metadata phase makes millions of small allocations (platform lists, JSON values).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -45,6 +49,7 @@ async fn main() -> Result<()> {
         "local-embed" => local_embed(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2000)).await,
         "bedrock" => bedrock(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)).await,
         "hnsw" => hnsw(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1024)).await,
+        "similarity" => similarity(&args[1..]).await,
         _ => bail!("usage: fdnix-bench metadata|local-embed|bedrock|hnsw [DUMP] [ARG]"),
     }
 }
@@ -222,5 +227,20 @@ async fn hnsw(dump: PathBuf, dim: usize) -> Result<()> {
         fdnix::eval::percentile(&lat, 95.0),
         plan.contains("HNSW")
     );
+    Ok(())
+}
+
+/// `similarity QUERY TEXT...`: cosine of the local model's query vector to each text's
+/// document vector (a probe for ranking experiments).
+async fn similarity(args: &[String]) -> Result<()> {
+    let Some((q, texts)) = args.split_first() else { bail!("usage: fdnix-bench similarity QUERY TEXT...") };
+    let model_dir = std::env::var_os("FDNIX_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".fdnix/models/all-MiniLM-L6-v2"));
+    let e = providers::embed_local::LocalEmbedder::load(&model_dir, 1)?;
+    let qv = e.embed(&[q.clone()], fdnix::traits::Purpose::Query).await?;
+    let dv = e.embed(texts, fdnix::traits::Purpose::Document).await?;
+    for (t, v) in texts.iter().zip(&dv) {
+        let c: f32 = qv[0].iter().zip(v).map(|(a, b)| a * b).sum();
+        println!("{c:.4}  {t}");
+    }
     Ok(())
 }
