@@ -77,6 +77,9 @@ struct NameRow {
     description: Option<String>,
     /// Other packages naming this one in their descriptions (see [`crate::rank::mention_counts`]).
     mentions: u32,
+    /// Platforms the package is built for and outputs it is split into (see [`crate::rank::prior`]).
+    platforms: u32,
+    outputs: u32,
 }
 
 /// An artifact opened read-only for searching.
@@ -158,7 +161,7 @@ impl SearchDb {
             let mut st = conn
                 .prepare(
                     "SELECT n.package_id, n.name, n.last, n.attr, n.program, p.attr_depth, p.broken, p.insecure, coalesce(n.free, false),
-                            p.package_name, p.main_program, len(p.maintainers), p.version, p.description
+                            p.package_name, p.main_program, len(p.maintainers), p.version, p.description, len(p.platforms), len(p.outputs)
                      FROM search_names n JOIN packages p ON p.package_id = n.package_id",
                 )
                 .map_err(db)?;
@@ -180,6 +183,8 @@ impl SearchDb {
                         version: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
                         description: r.get(13)?,
                         mentions: 0,
+                        platforms: r.get::<_, Option<i64>>(14)?.unwrap_or(0) as u32,
+                        outputs: r.get::<_, Option<i64>>(15)?.unwrap_or(0) as u32,
                     })
                 })
                 .map_err(db)?;
@@ -369,6 +374,8 @@ impl SearchDb {
                     insecure: n.insecure,
                     maintainers: n.maintainers,
                     mentions: n.mentions,
+                    platforms: n.platforms,
+                    outputs: n.outputs,
                     signals,
                 })
             })

@@ -42,6 +42,10 @@ pub struct Candidate {
     /// How many other packages name this one in their description ("plugin for X",
     /// "X clone", "frontend for X"): how much of nixpkgs is built around it.
     pub mentions: u32,
+    /// Platforms the package is built for (`meta.platforms`) and outputs it is split into:
+    /// packaging effort, which tends to follow use.
+    pub platforms: u32,
+    pub outputs: u32,
     pub signals: Signals,
 }
 
@@ -65,6 +69,9 @@ pub struct Weights {
     pub mentions: f64,
     /// Prior gain of the attribute whose last segment is the package's own name.
     pub canonical: f64,
+    /// Prior gain per natural-log unit of (1 + platforms), and of the number of outputs.
+    pub platforms: f64,
+    pub outputs: f64,
     /// BM25 term-frequency saturation and length normalisation used for ranking.
     pub bm25_k1: f64,
     pub bm25_b: f64,
@@ -85,6 +92,8 @@ impl Default for Weights {
             depth: [1.0, 0.7, 0.55],
             mentions: 0.1,
             canonical: 0.05,
+            platforms: 0.04,
+            outputs: 0.05,
             // Less length normalisation than the fts default (0.75): a long, careful description
             // marks an established package more often than it dilutes one (BENCHMARKS.md).
             bm25_k1: 1.2,
@@ -258,7 +267,10 @@ pub fn prior(c: &Candidate, w: &Weights) -> f64 {
     // one named like the package is the canonical build.
     let last = c.attribute_path.rsplit('.').next().unwrap_or("");
     let canonical = if !c.package_name.is_empty() && last.eq_ignore_ascii_case(&c.package_name) { 1.0 + w.canonical } else { 1.0 };
-    let mut p = depth * set * care * footprint * canonical * (1.0 - 0.003 * len);
+    // Packaging effort: built for every platform nixpkgs has (about 76) rather than Linux alone
+    // (about 20), split into outputs (`bin`, `dev`, `man`, …). Together at most about +30 %.
+    let effort = (1.0 + w.platforms * (1.0 + c.platforms.min(100) as f64).ln()) * (1.0 + w.outputs * (c.outputs.clamp(1, 8) as f64).ln());
+    let mut p = depth * set * care * footprint * canonical * effort * (1.0 - 0.003 * len);
     if c.broken || c.insecure {
         p *= 0.5;
     }
@@ -386,6 +398,24 @@ mod tests {
         // and the effect is capped
         let a = Candidate { mentions: 100, ..known.clone() };
         let b = Candidate { mentions: 100_000, ..known };
+        assert_eq!(prior(&a, &w), prior(&b, &w));
+    }
+
+    #[test]
+    fn packaging_effort_breaks_ties_but_not_a_better_match() {
+        let w = Weights::default();
+        let s = Signals { bm25_rank: Some(1), bm25_norm: Some(1.0), ..Default::default() };
+        // the same text evidence: built for every platform and split into outputs wins, even
+        // with the longer attribute path
+        let everywhere = Candidate { platforms: 76, outputs: 3, ..cand("openshot-qt", s.clone()) };
+        let linux_only = Candidate { platforms: 20, outputs: 1, ..cand("avidemux", s) };
+        assert!(score("video editor", &everywhere, &w).0 > score("video editor", &linux_only, &w).0);
+        // but it does not outweigh a clearly better text match
+        let weaker = Candidate { platforms: 100, outputs: 8, ..cand("kdenlive", Signals { bm25_rank: Some(2), bm25_norm: Some(0.7), ..Default::default() }) };
+        assert!(score("video editor", &linux_only, &w).0 > score("video editor", &weaker, &w).0);
+        // and it is capped
+        let a = Candidate { platforms: 100, outputs: 8, ..everywhere.clone() };
+        let b = Candidate { platforms: 5000, outputs: 80, ..everywhere };
         assert_eq!(prior(&a, &w), prior(&b, &w));
     }
 
