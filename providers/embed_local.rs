@@ -120,9 +120,9 @@ impl Embedder for LocalEmbedder {
         32
     }
     fn max_text_chars(&self) -> usize {
-        // About 150 word pieces: the name and description plus the start of the long
-        // description, where what a package does is said. Longer inputs cost quadratic
-        // attention time and move the mean-pooled vector away from that summary.
+        // About 150 word pieces: the name, program and description (or the start of the long
+        // description when there is none), where what a package does is said. Longer inputs
+        // cost quadratic attention time and move the mean-pooled vector away from that summary.
         600
     }
     fn concurrency(&self) -> usize {
