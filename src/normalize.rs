@@ -131,7 +131,7 @@ pub fn name_from_attr(attr: &str) -> String {
 
 /// Removes NUL bytes, which DuckDB strings and most consumers cannot carry.
 pub fn clean(s: &str) -> String {
-    if s.contains('\0') { s.replace('\0', "") } else { s.to_string() }
+    clean_owned(s.to_string())
 }
 
 /// [`clean`] for an owned string: no copy when there is nothing to strip (the common case;
@@ -292,7 +292,7 @@ fn platforms(v: Option<Value>) -> Result<(Vec<String>, Vec<String>), String> {
     for (i, it) in items.into_iter().enumerate() {
         match it {
             Value::String(s) => names.push(clean_owned(s)),
-            o @ Value::Object(_) => patterns.push(clean(&o.to_string())),
+            o @ Value::Object(_) => patterns.push(clean_owned(o.to_string())),
             other => return Err(format!("meta.platforms[{i}]: expected a string or a pattern object, got {}", kind(&other))),
         }
     }

@@ -110,7 +110,7 @@ const DEEP_SETS: &[&str] = &["python", "php", "texlive", "linuxKernel", "lua5", 
 /// `luajitPackages`, `vimPlugins`, `mpvScripts`, `ankiAddons`, `kdePackages`, …
 pub fn is_package_set(first: &str) -> bool {
     const SUFFIXES: &[&str] = &["Packages", "Plugins", "Extensions", "Modules", "Addons", "Scripts", "Pkgs", "packages"];
-    DEEP_SETS.iter().any(|s| first.starts_with(s)) || SUFFIXES.iter().any(|s| first.len() > s.len() && (first.ends_with(s) || first.contains(&format!("{s}_"))))
+    DEEP_SETS.iter().any(|s| first.starts_with(s)) || SUFFIXES.iter().any(|s| first.len() > s.len() && (first.ends_with(s) || first.match_indices(s).any(|(i, _)| first[i + s.len()..].starts_with('_'))))
 }
 
 /// Words before a name that make it a reference to another package: "plugin *for* zathura",

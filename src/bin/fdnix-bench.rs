@@ -50,7 +50,7 @@ async fn main() -> Result<()> {
         "bedrock" => bedrock(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)).await,
         "hnsw" => hnsw(dump, args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1024)).await,
         "similarity" => similarity(&args[1..]).await,
-        _ => bail!("usage: fdnix-bench metadata|local-embed|bedrock|hnsw [DUMP] [ARG]"),
+        _ => bail!("usage: fdnix-bench metadata|parse|local-embed|bedrock|hnsw [DUMP] [ARG] | similarity QUERY TEXT..."),
     }
 }
 
